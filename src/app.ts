@@ -1,0 +1,81 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { createLogger } from './logger.js';
+import { registerAuth } from './plugins/auth.js';
+import { registerCors } from './plugins/cors.js';
+import { registerDrainGuard } from './plugins/drain-guard.js';
+import { registerErrorHandler } from './plugins/error-handler.js';
+import { registerRateLimit } from './plugins/rate-limit.js';
+import { registerRequestSummary } from './plugins/request-summary.js';
+import { Relay } from './relay/relay.js';
+import { StreamSlots } from './relay/stream-slots.js';
+import { chatCompletionsRoutes } from './routes/chat-completions.js';
+import { healthRoutes, type GatewayState } from './routes/health.js';
+import { modelsRoutes } from './routes/models.js';
+import { MemoryStreamStore } from './streams/memory-store.js';
+import { buildUpstreams, upstreamSecrets } from './upstream/build.js';
+import { ModelCatalog } from './upstream/catalog.js';
+import type { ChatUpstream } from './upstream/types.js';
+
+export interface AppDeps {
+  logger?: Logger;
+  /** Replaces the upstream clients built from config (tests inject fakes here). */
+  upstreams?: Map<string, ChatUpstream>;
+  state?: GatewayState;
+}
+
+export interface Gateway {
+  app: FastifyInstance;
+  state: GatewayState;
+  store: MemoryStreamStore;
+  slots: StreamSlots;
+  catalog: ModelCatalog;
+}
+
+/** Builds the gateway from a validated config. Never listens; no global state. */
+export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<Gateway> {
+  const app = Fastify({
+    loggerInstance: (deps.logger ?? createLogger(config.logLevel)) as FastifyBaseLogger,
+    // The request-summary plugin writes the one line per request instead.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.limits.bodyLimitBytes,
+    // Streams are drained before close (SIGTERM); what is left after that is cut.
+    forceCloseConnections: true,
+    return503OnClosing: true,
+    genReqId: () => randomUUID(),
+    routerOptions: { maxParamLength: 200 },
+  });
+  const state = deps.state ?? { draining: false };
+  const upstreams = deps.upstreams ?? buildUpstreams(config);
+  const catalog = new ModelCatalog(config, upstreams, app.log);
+  const store = new MemoryStreamStore({ ttlMs: 10 * 60_000, maxStreams: 10_000 });
+  const slots = new StreamSlots(config.maxConcurrentStreams);
+  const relay = new Relay({ config, store, slots, secrets: upstreamSecrets(config) });
+
+  registerErrorHandler(app);
+  registerRequestSummary(app);
+  await registerCors(app, config);
+  await app.register(healthRoutes, { state });
+
+  await app.register(async (v1) => {
+    registerDrainGuard(v1, state);
+    registerAuth(v1, config.gatewayApiKeys);
+    await registerRateLimit(v1, config);
+    await v1.register(modelsRoutes, { catalog });
+    await v1.register(chatCompletionsRoutes, { config, relay, catalog });
+  });
+
+  app.addHook('onReady', () => catalog.start());
+  app.addHook('onClose', async () => {
+    catalog.close();
+    store.close();
+    for (const u of upstreams.values()) await u.close?.();
+  });
+  return { app, state, store, slots, catalog };
+}
+
+export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  return (await buildGateway(config, deps)).app;
+}

@@ -1,0 +1,202 @@
+import { readFileSync } from 'node:fs';
+import { resolve, relative, isAbsolute } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * One schema for everything the gateway can be told. Environment wins over
+ * CONFIG_FILE; a bad value stops the start with one line naming the key.
+ */
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be an integer' })
+    .min(min, { error: `must be >= ${min}` })
+    .max(max, { error: `must be <= ${max}` });
+
+const url = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+
+const upstreamSchema = z.strictObject({
+  baseUrl: url,
+  /** Name of the environment variable that holds this upstream's key: keys never live in config files. */
+  apiKeyEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: 'must be an environment variable name' }).optional(),
+});
+
+const modelAliasSchema = z.strictObject({
+  upstream: z.string().min(1),
+  model: z.string().min(1),
+});
+
+const limitsSchema = z.strictObject({
+  bodyLimitBytes: int(1024).default(1_048_576),
+  maxMessages: int(1).default(512),
+  maxPromptChars: int(1).default(1_000_000),
+  maxTokens: int(1).default(131_072),
+});
+
+const mockSchema = z.strictObject({
+  tokensPerSecond: z.coerce.number().positive().default(40),
+  firstTokenDelayMs: int(0).default(150),
+});
+
+/** The JSON file's shape: deployment structure (upstreams, aliases) plus defaults. */
+export const fileSchema = z.strictObject({
+  upstreams: z.record(z.string().min(1), upstreamSchema).default({}),
+  models: z.record(z.string().min(1), modelAliasSchema).default({}),
+  limits: limitsSchema.default(limitsSchema.parse({})),
+  mock: mockSchema.default(mockSchema.parse({})),
+  modelsRefreshMs: int(1000).default(60_000),
+  rateLimit: z.strictObject({ max: int(1).optional(), windowMs: int(1).optional() }).default({}),
+  maxConcurrentStreams: int(1).optional(),
+  upstreamTimeoutMs: int(1).optional(),
+  streamResumeGraceMs: int(0).optional(),
+  chatResumeGraceMs: int(0).optional(),
+  heartbeatMs: int(10).optional(),
+});
+
+const csv = z
+  .string()
+  .transform((s) => s.split(',').map((p) => p.trim()).filter((p) => p.length > 0));
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+  error: 'must be one of fatal, error, warn, info, debug, trace, silent',
+});
+
+/** The environment's shape. Every key here is documented in .env.example. */
+export const envSchema = z.object({
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: int(0, 65535).default(8080),
+  UPSTREAM_BASE_URL: url.optional(),
+  UPSTREAM_API_KEY: z.string().min(1).optional(),
+  CONFIG_FILE: z.string().min(1).default('config/default.json'),
+  GATEWAY_API_KEYS: csv.optional(),
+  CORS_ORIGINS: csv.optional(),
+  RATE_LIMIT_MAX: int(1).optional(),
+  RATE_LIMIT_WINDOW_MS: int(1).optional(),
+  MAX_CONCURRENT_STREAMS: int(1).optional(),
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
+  UPSTREAM_TIMEOUT_MS: int(1).optional(),
+  STREAM_RESUME_GRACE_MS: int(0).optional(),
+  CHAT_RESUME_GRACE_MS: int(0).optional(),
+  HEARTBEAT_MS: int(10).optional(),
+  LOG_LEVEL: logLevel.default('info'),
+});
+
+export interface UpstreamConfig {
+  baseUrl: string;
+  apiKey?: string;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  /** Upstreams by name; empty means the built-in mock model serves. */
+  upstreams: Record<string, UpstreamConfig>;
+  /** Alias → upstream name + that upstream's model. Empty: the upstream's own list (or the mock's). */
+  models: Record<string, { upstream: string; model: string }>;
+  modelsRefreshMs: number;
+  gatewayApiKeys: string[];
+  corsOrigins: string[] | '*' | undefined;
+  rateLimit: { max: number; windowMs: number };
+  maxConcurrentStreams: number;
+  redisUrl?: string;
+  upstreamTimeoutMs: number;
+  streamResumeGraceMs: number;
+  chatResumeGraceMs: number;
+  heartbeatMs: number;
+  logLevel: z.infer<typeof logLevel>;
+  limits: z.infer<typeof limitsSchema>;
+  mock: z.infer<typeof mockSchema>;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function firstIssue(err: z.ZodError, prefix: string, input: unknown): string {
+  const issue = err.issues[0]!;
+  const path = issue.path.join('.');
+  const key = prefix ? (path ? `${prefix}.${path}` : prefix) : path;
+  let got = input;
+  for (const p of issue.path) got = (got as Record<PropertyKey, unknown> | undefined)?.[p];
+  const shown = got === undefined ? '' : ` (got ${JSON.stringify(got)?.slice(0, 60)})`;
+  return `${key}: ${issue.message}${shown}`;
+}
+
+function readConfigFile(file: string, cwd: string): unknown {
+  const path = isAbsolute(file) ? file : resolve(cwd, file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new ConfigError(`CONFIG_FILE: cannot read ${relative(cwd, path) || path}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`CONFIG_FILE: ${file} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Builds the config from an environment. Throws ConfigError with one line naming the bad key. */
+export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
+  // Empty variables count as unset: `FOO=` in an env file means "not configured".
+  const env: Env = {};
+  for (const k of Object.keys(envSchema.shape)) {
+    const v = rawEnv[k];
+    if (v !== undefined && v.trim() !== '') env[k] = v.trim();
+  }
+  const e = envSchema.safeParse(env);
+  if (!e.success) throw new ConfigError(firstIssue(e.error, '', env));
+
+  const rawFile = readConfigFile(e.data.CONFIG_FILE, cwd);
+  const f = fileSchema.safeParse(rawFile);
+  if (!f.success) throw new ConfigError(firstIssue(f.error, `CONFIG_FILE ${e.data.CONFIG_FILE}: `.trimEnd(), rawFile));
+
+  const upstreams: Record<string, UpstreamConfig> = {};
+  for (const [name, u] of Object.entries(f.data.upstreams)) {
+    const apiKey = u.apiKeyEnv ? rawEnv[u.apiKeyEnv] : undefined;
+    upstreams[name] = apiKey ? { baseUrl: u.baseUrl, apiKey } : { baseUrl: u.baseUrl };
+  }
+  if (e.data.UPSTREAM_BASE_URL) {
+    upstreams.default = { baseUrl: e.data.UPSTREAM_BASE_URL, ...(e.data.UPSTREAM_API_KEY ? { apiKey: e.data.UPSTREAM_API_KEY } : {}) };
+  }
+  for (const [alias, m] of Object.entries(f.data.models)) {
+    // "mock" always names the built-in model, so a config can alias it next to real upstreams.
+    if (m.upstream !== 'mock' && !upstreams[m.upstream]) {
+      throw new ConfigError(`CONFIG_FILE ${e.data.CONFIG_FILE}: models.${alias}.upstream: no upstream named "${m.upstream}"`);
+    }
+  }
+
+  const cors = e.data.CORS_ORIGINS;
+  return {
+    host: e.data.HOST,
+    port: e.data.PORT,
+    upstreams,
+    models: f.data.models,
+    modelsRefreshMs: f.data.modelsRefreshMs,
+    gatewayApiKeys: e.data.GATEWAY_API_KEYS ?? [],
+    corsOrigins: cors === undefined ? undefined : cors.includes('*') ? '*' : cors,
+    rateLimit: {
+      max: e.data.RATE_LIMIT_MAX ?? f.data.rateLimit.max ?? 60,
+      windowMs: e.data.RATE_LIMIT_WINDOW_MS ?? f.data.rateLimit.windowMs ?? 60_000,
+    },
+    maxConcurrentStreams: e.data.MAX_CONCURRENT_STREAMS ?? f.data.maxConcurrentStreams ?? 8,
+    ...(e.data.REDIS_URL ? { redisUrl: e.data.REDIS_URL } : {}),
+    upstreamTimeoutMs: e.data.UPSTREAM_TIMEOUT_MS ?? f.data.upstreamTimeoutMs ?? 60_000,
+    streamResumeGraceMs: e.data.STREAM_RESUME_GRACE_MS ?? f.data.streamResumeGraceMs ?? 15_000,
+    chatResumeGraceMs: e.data.CHAT_RESUME_GRACE_MS ?? f.data.chatResumeGraceMs ?? 0,
+    heartbeatMs: e.data.HEARTBEAT_MS ?? f.data.heartbeatMs ?? 15_000,
+    logLevel: e.data.LOG_LEVEL,
+    limits: f.data.limits,
+    mock: f.data.mock,
+  };
+}
+
+/** A config for tests and embedding: the defaults, overridden field by field. */
+export function defaultConfig(overrides: Partial<Config> = {}): Config {
+  const base = loadConfig({ CONFIG_FILE: resolve(import.meta.dirname ?? '.', '../config/default.json') });
+  return { ...base, ...overrides };
+}

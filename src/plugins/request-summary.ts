@@ -1,0 +1,71 @@
+import { performance } from 'node:perf_hooks';
+import type { FastifyInstance } from 'fastify';
+import type { ErrorCode } from '../errors.js';
+import type { Generation, Outcome } from '../relay/generation.js';
+import type { Usage } from '../streams/stream-log.js';
+
+/** What the one log line per request says about it; filled in along the request path. */
+export class RequestSummary {
+  readonly startedAt = performance.now();
+  /** Hash-derived id of the client key ("anonymous" without auth): safe to log. */
+  keyId = 'anonymous';
+  /** Whom limits count against: the key id, or the IP without auth. */
+  limitKey = '';
+  model: string | null = null;
+  upstream: string | null = null;
+  generation: Generation | null = null;
+  /** Usage of a non-streamed completion (streams carry theirs on the generation). */
+  usage: Usage | null = null;
+  errorCode: ErrorCode | null = null;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    summary: RequestSummary;
+  }
+}
+
+function outcomeOf(status: number, finished: boolean, summary: RequestSummary): Outcome {
+  const gen = summary.generation;
+  if (!finished) return 'client_aborted';
+  if (gen?.outcome) return gen.outcome;
+  if (status < 400) return 'completed';
+  if (summary.errorCode?.startsWith('upstream_') || status >= 500) return 'upstream_error';
+  return 'rejected';
+}
+
+/**
+ * One structured line per request, written when the response is over (or the
+ * client left). Never one per chunk. Health probes log at debug.
+ */
+export function registerRequestSummary(app: FastifyInstance): void {
+  app.decorateRequest('summary', null as unknown as RequestSummary);
+  app.addHook('onRequest', async (request, reply) => {
+    const summary = new RequestSummary();
+    summary.limitKey = request.ip;
+    request.summary = summary;
+    reply.raw.once('close', () => {
+      const res = reply.raw;
+      const gen = summary.generation;
+      const line = {
+        method: request.method,
+        url: request.url,
+        key_id: summary.keyId,
+        model: summary.model,
+        upstream: summary.upstream,
+        status: res.statusCode,
+        outcome: outcomeOf(res.statusCode, res.writableFinished, summary),
+        error_code: summary.errorCode ?? gen?.error?.code ?? null,
+        stream_id: gen?.log.id ?? null,
+        ttft_ms: gen?.ttftMs != null ? Math.round(gen.ttftMs * 100) / 100 : null,
+        duration_ms: Math.round((performance.now() - summary.startedAt) * 100) / 100,
+        chunks: gen?.chunks ?? null,
+        prompt_tokens: (gen?.usage ?? summary.usage)?.prompt_tokens ?? null,
+        completion_tokens: (gen?.usage ?? summary.usage)?.completion_tokens ?? null,
+      };
+      const probe = request.url === '/healthz' || request.url === '/readyz' || request.url === '/metrics';
+      if (probe) request.log.debug(line, 'request');
+      else request.log.info(line, 'request');
+    });
+  });
+}

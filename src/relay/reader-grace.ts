@@ -1,0 +1,29 @@
+import type { AbortReason } from '../errors.js';
+import type { Generation } from './generation.js';
+
+/**
+ * Aborts a generation once it has had no reader for `graceMs` (at once for 0),
+ * and forgives it when a reader comes back in time.
+ */
+export function watchReaders(gen: Generation, graceMs: number, reason: AbortReason): void {
+  let timer: NodeJS.Timeout | null = null;
+  const log = gen.log;
+  const onChange = (readers: number) => {
+    if (readers > 0 || log.end) {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      return;
+    }
+    if (graceMs === 0) return gen.abort(reason);
+    timer ??= setTimeout(() => gen.abort(reason), graceMs);
+    timer.unref();
+  };
+  log.onReadersChange = onChange;
+  const previous = gen.onFinished;
+  gen.onFinished = () => {
+    if (timer) clearTimeout(timer);
+    log.onReadersChange = null;
+    previous?.();
+  };
+  if (log.readerCount === 0 && graceMs > 0 && !log.end) onChange(0);
+}

@@ -1,0 +1,92 @@
+import type { FastifyReply } from 'fastify';
+import type { Config } from '../config.js';
+import { GatewayAbort, fromUpstreamFailure } from '../errors.js';
+import type { ChatRequest } from '../schema/chat-request.js';
+import { SseWriter, type SseStyle } from '../sse/writer.js';
+import type { MemoryStreamStore } from '../streams/memory-store.js';
+import type { StreamLog } from '../streams/stream-log.js';
+import type { Target } from '../upstream/catalog.js';
+import { Generation } from './generation.js';
+import type { StreamSlots } from './stream-slots.js';
+
+export interface RelayDeps {
+  config: Config;
+  store: MemoryStreamStore;
+  slots: StreamSlots;
+  secrets: readonly string[];
+}
+
+/**
+ * The one relay both streaming routes share: upstream batches → stream log
+ * (ids) → SSE writer. Routes decide who reads and what ends a stream; they
+ * never frame SSE or talk to an upstream themselves.
+ */
+export class Relay {
+  constructor(private readonly deps: RelayDeps) {}
+
+  /**
+   * Starts a generation and waits for its first batch. Throws a GatewayError
+   * (429 slots, 502/504 upstream…) while nothing has been committed yet.
+   */
+  async start(target: Target, body: ChatRequest, keyId: string, startedAt: number): Promise<Generation> {
+    const release = this.deps.slots.acquire(keyId);
+    const log = this.deps.store.create(keyId);
+    const gen = new Generation({
+      upstream: target.upstream,
+      request: { ...body, model: target.model },
+      log,
+      firstByteTimeoutMs: this.deps.config.upstreamTimeoutMs,
+      clientWantsUsage: body.stream_options?.include_usage === true,
+      secrets: this.deps.secrets,
+      startedAt,
+    });
+    gen.onFinished = release;
+    try {
+      await gen.open();
+    } catch (e) {
+      release();
+      this.deps.store.delete(log.id);
+      throw e;
+    }
+    void gen.pump();
+    return gen;
+  }
+
+  /**
+   * Takes over the reply and writes the log to it from `afterId` on.
+   * `onClientGone` runs if the client leaves before the end.
+   */
+  serve(
+    reply: FastifyReply,
+    log: StreamLog,
+    opts: { style: SseStyle; afterId: number; headers?: Record<string, string>; preamble?: string; onClientGone?: () => void },
+  ): SseWriter {
+    reply.hijack();
+    const writer = new SseWriter(reply.raw, opts.style, this.deps.config.heartbeatMs);
+    writer.open({ ...(reply.getHeaders() as Record<string, string>), ...opts.headers }, opts.preamble);
+    writer.onClientGone = () => {
+      log.detach(writer);
+      opts.onClientGone?.();
+    };
+    log.attach(writer, opts.afterId);
+    return writer;
+  }
+
+  /** `stream: false`: one upstream call, aborted if the client leaves or the upstream is late. */
+  async complete(target: Target, body: ChatRequest, reply: FastifyReply): Promise<Record<string, unknown>> {
+    const controller = new AbortController();
+    const onClose = () => {
+      if (!reply.raw.writableEnded) controller.abort(new GatewayAbort('client_disconnected'));
+    };
+    reply.raw.once('close', onClose);
+    const timer = setTimeout(() => controller.abort(new GatewayAbort('upstream_timeout')), this.deps.config.upstreamTimeoutMs);
+    try {
+      const { stream: _s, stream_options: _o, ...rest } = body;
+      return await target.upstream.complete({ ...rest, model: target.model }, controller.signal);
+    } catch (e) {
+      throw fromUpstreamFailure(controller.signal.aborted ? controller.signal.reason : e, this.deps.secrets);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,40 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { Config } from '../config.js';
+import type { Relay } from '../relay/relay.js';
+import { watchReaders } from '../relay/reader-grace.js';
+import { chatRequestSchema } from '../schema/chat-request.js';
+import { validateBody } from '../schema/validate.js';
+import type { Usage } from '../streams/stream-log.js';
+import type { ModelCatalog } from '../upstream/catalog.js';
+
+export interface ChatRouteOptions {
+  config: Config;
+  relay: Relay;
+  catalog: ModelCatalog;
+}
+
+/** POST /v1/chat/completions: OpenAI-compatible, JSON or SSE. */
+export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async (app, { config, relay, catalog }) => {
+  const schema = chatRequestSchema(config.limits);
+
+  app.post('/v1/chat/completions', async (request, reply) => {
+    const summary = request.summary;
+    const body = validateBody(schema, request.body);
+    summary.model = body.model;
+    const target = catalog.resolve(body.model);
+    summary.upstream = target.upstream.name;
+
+    if (!body.stream) {
+      const completion = await relay.complete(target, body, reply);
+      summary.usage = (completion.usage as Usage | undefined) ?? null;
+      return completion;
+    }
+
+    const gen = await relay.start(target, body, summary.limitKey, summary.startedAt);
+    summary.generation = gen;
+    // CHAT_RESUME_GRACE_MS=0: the upstream is aborted the moment the client leaves.
+    watchReaders(gen, config.chatResumeGraceMs, 'client_disconnected');
+    relay.serve(reply, gen.log, { style: 'openai', afterId: 0, headers: { 'x-stream-id': gen.log.id } });
+    return reply;
+  });
+};

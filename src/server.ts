@@ -1,0 +1,42 @@
+import closeWithGrace from 'close-with-grace';
+import { buildGateway } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './logger.js';
+
+/** The only file that reads process.env, listens, and handles signals. */
+
+let config;
+try {
+  config = loadConfig(process.env);
+} catch (e) {
+  if (!(e instanceof ConfigError)) throw e;
+  process.stderr.write(`config error: ${e.message}\n`);
+  process.exit(1);
+}
+
+const logger = createLogger(config.logLevel);
+const { app, state } = await buildGateway(config, { logger });
+
+if (config.gatewayApiKeys.length === 0) {
+  logger.warn('GATEWAY_API_KEYS is not set: the gateway accepts requests without authentication');
+}
+
+const DRAIN_TIMEOUT_MS = 30_000;
+closeWithGrace({ delay: DRAIN_TIMEOUT_MS, logger }, async ({ signal, err }) => {
+  if (err) logger.error({ err }, 'fatal error, shutting down');
+  else logger.info({ signal }, 'shutting down');
+  state.draining = true;
+  await app.close();
+});
+
+try {
+  await app.listen({ host: config.host, port: config.port, backlog: 4096 });
+} catch (e) {
+  logger.error(`cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`);
+  process.exit(1);
+}
+const upstreams = Object.keys(config.upstreams);
+logger.info(
+  { upstreams: upstreams.length ? upstreams : ['mock (built-in)'], models: Object.keys(config.models).length || undefined },
+  `gateway ready on http://${config.host}:${config.port}`,
+);

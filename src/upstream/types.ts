@@ -1,0 +1,33 @@
+import type { ChatRequest } from '../schema/chat-request.js';
+
+/**
+ * What every upstream (the openai-SDK client, the built-in mock) offers the relay.
+ * Chunks travel as JSON text, one `chat.completion.chunk` per string, batched
+ * per upstream read: the relay frames them without parsing each one.
+ */
+export interface ChatUpstream {
+  readonly name: string;
+  /** Resolves once the upstream accepted the request; iterating pulls batches of chunk JSON. */
+  stream(req: ChatRequest, signal: AbortSignal): AsyncIterable<string[]>;
+  /** A whole `chat.completion` object. */
+  complete(req: ChatRequest, signal: AbortSignal): Promise<Record<string, unknown>>;
+  /** The upstream's own model ids. */
+  listModels(signal: AbortSignal): Promise<string[]>;
+  close?(): Promise<void>;
+}
+
+/**
+ * An upstream said no, or could not be reached. `status` is the upstream's
+ * HTTP status, 0 when no response came (connect error, reset).
+ */
+export class UpstreamError extends Error {
+  override name = 'UpstreamError';
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly upstream: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+}
