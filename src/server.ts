@@ -29,14 +29,13 @@ closeWithGrace({ delay: DRAIN_TIMEOUT_MS, logger }, async ({ signal, err }) => {
   await app.close();
 });
 
+let address: string;
 try {
-  await app.listen({ host: config.host, port: config.port, backlog: 4096 });
+  // 2,000 clients connecting at once overflow Node's default accept queue (511).
+  address = await app.listen({ host: config.host, port: config.port, backlog: 4096 });
 } catch (e) {
   logger.error(`cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`);
   process.exit(1);
 }
 const upstreams = Object.keys(config.upstreams);
-logger.info(
-  { upstreams: upstreams.length ? upstreams : ['mock (built-in)'], models: Object.keys(config.models).length || undefined },
-  `gateway ready on http://${config.host}:${config.port}`,
-);
+logger.info({ upstreams: upstreams.length ? upstreams : ['mock (built-in)'], address }, `gateway ready on ${address}`);

@@ -28,7 +28,7 @@ export class Relay {
    * Starts a generation and waits for its first batch. Throws a GatewayError
    * (429 slots, 502/504 upstream…) while nothing has been committed yet.
    */
-  async start(target: Target, body: ChatRequest, keyId: string, startedAt: number): Promise<Generation> {
+  async start(target: Target, body: ChatRequest, keyId: string, startedAt: number, reply: FastifyReply): Promise<Generation> {
     const release = this.deps.slots.acquire(keyId);
     const log = this.deps.store.create(keyId);
     const gen = new Generation({
@@ -41,12 +41,17 @@ export class Relay {
       startedAt,
     });
     gen.onFinished = release;
+    // Until serve() takes over, a client that leaves must still stop the upstream.
+    const onClose = () => gen.abort('client_disconnected');
+    reply.raw.once('close', onClose);
     try {
       await gen.open();
     } catch (e) {
       release();
       this.deps.store.delete(log.id);
       throw e;
+    } finally {
+      reply.raw.off('close', onClose);
     }
     void gen.pump();
     return gen;

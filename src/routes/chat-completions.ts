@@ -30,7 +30,7 @@ export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async
       return completion;
     }
 
-    const gen = await relay.start(target, body, summary.limitKey, summary.startedAt);
+    const gen = await relay.start(target, body, summary.limitKey, summary.startedAt, reply);
     summary.generation = gen;
     // CHAT_RESUME_GRACE_MS=0: the upstream is aborted the moment the client leaves.
     watchReaders(gen, config.chatResumeGraceMs, 'client_disconnected');

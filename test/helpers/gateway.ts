@@ -14,6 +14,16 @@ export class LogSink extends Writable {
     this.raw += text;
     for (const l of text.split('\n')) if (l.trim()) this.lines.push(JSON.parse(l) as Record<string, unknown>);
     cb();
+    this.emit('line');
+  }
+
+  /** Resolves with the first request line matching `pred`, waiting for it to be written. */
+  async waitForRequest(pred: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+    for (;;) {
+      const hit = this.requests().find(pred);
+      if (hit) return hit;
+      await new Promise((r) => this.once('line', r));
+    }
   }
   requests(): Record<string, unknown>[] {
     return this.lines.filter((l) => l.msg === 'request');
