@@ -7,6 +7,7 @@ import { registerAuth } from './plugins/auth.js';
 import { registerCors } from './plugins/cors.js';
 import { registerDrainGuard } from './plugins/drain-guard.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
+import { Inflight } from './plugins/inflight.js';
 import { registerRateLimit } from './plugins/rate-limit.js';
 import { registerRequestSummary } from './plugins/request-summary.js';
 import { Relay } from './relay/relay.js';
@@ -28,6 +29,12 @@ export interface AppDeps {
 
 export interface Gateway {
   app: FastifyInstance;
+  /**
+   * SIGTERM path: readyz turns 503 and new work is refused at once; open
+   * responses get `timeoutMs` to finish, then streams end with a `shutdown`
+   * error event. Resolves with how many were still open at the deadline.
+   */
+  drain(timeoutMs: number): Promise<number>;
   state: GatewayState;
   store: MemoryStreamStore;
   slots: StreamSlots;
@@ -45,8 +52,11 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
     forceCloseConnections: true,
     return503OnClosing: true,
     genReqId: () => randomUUID(),
+    requestIdHeader: false,
     routerOptions: { maxParamLength: 200 },
   });
+  // JSON only: a text/plain body is refused (415), not parsed as a string.
+  app.removeContentTypeParser('text/plain');
   const state = deps.state ?? { draining: false };
   const upstreams = deps.upstreams ?? buildUpstreams(config);
   const catalog = new ModelCatalog(config, upstreams, app.log);
@@ -54,7 +64,9 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   const slots = new StreamSlots(config.maxConcurrentStreams);
   const relay = new Relay({ config, store, slots, secrets: upstreamSecrets(config) });
 
+  const inflight = new Inflight();
   registerErrorHandler(app);
+  inflight.register(app);
   registerRequestSummary(app);
   await registerCors(app, config);
   await app.register(healthRoutes, { state });
@@ -73,7 +85,15 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
     store.close();
     for (const u of upstreams.values()) await u.close?.();
   });
-  return { app, state, store, slots, catalog };
+  const drain = async (timeoutMs: number): Promise<number> => {
+    state.draining = true;
+    if (await inflight.idle(timeoutMs)) return 0;
+    const cut = inflight.count;
+    relay.abortAll();
+    await inflight.idle(1000);
+    return cut;
+  };
+  return { app, state, store, slots, catalog, drain };
 }
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {

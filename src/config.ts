@@ -52,6 +52,7 @@ export const fileSchema = z.strictObject({
   streamResumeGraceMs: int(0).optional(),
   chatResumeGraceMs: int(0).optional(),
   heartbeatMs: int(10).optional(),
+  drainTimeoutMs: int(0).optional(),
 });
 
 const csv = z
@@ -79,6 +80,7 @@ export const envSchema = z.object({
   STREAM_RESUME_GRACE_MS: int(0).optional(),
   CHAT_RESUME_GRACE_MS: int(0).optional(),
   HEARTBEAT_MS: int(10).optional(),
+  DRAIN_TIMEOUT_MS: int(0).optional(),
   LOG_LEVEL: logLevel.default('info'),
 });
 
@@ -104,6 +106,8 @@ export interface Config {
   streamResumeGraceMs: number;
   chatResumeGraceMs: number;
   heartbeatMs: number;
+  /** How long streams in flight may run after SIGTERM. */
+  drainTimeoutMs: number;
   logLevel: z.infer<typeof logLevel>;
   limits: z.infer<typeof limitsSchema>;
   mock: z.infer<typeof mockSchema>;
@@ -118,10 +122,12 @@ type Env = Record<string, string | undefined>;
 function firstIssue(err: z.ZodError, prefix: string, input: unknown): string {
   const issue = err.issues[0]!;
   const path = issue.path.join('.');
-  const key = prefix ? (path ? `${prefix}.${path}` : prefix) : path;
+  const key = [prefix, path].filter(Boolean).join(': ');
   let got = input;
   for (const p of issue.path) got = (got as Record<PropertyKey, unknown> | undefined)?.[p];
-  const shown = got === undefined ? '' : ` (got ${JSON.stringify(got)?.slice(0, 60)})`;
+  // URLs and keys may hold credentials: never echo them to the start-up log.
+  const secretish = /KEY|URL|apiKey|baseUrl/i.test(path);
+  const shown = got === undefined || secretish || typeof got === 'object' ? '' : ` (got ${JSON.stringify(got)?.slice(0, 60)})`;
   return `${key}: ${issue.message}${shown}`;
 }
 
@@ -153,7 +159,7 @@ export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
 
   const rawFile = readConfigFile(e.data.CONFIG_FILE, cwd);
   const f = fileSchema.safeParse(rawFile);
-  if (!f.success) throw new ConfigError(firstIssue(f.error, `CONFIG_FILE ${e.data.CONFIG_FILE}: `.trimEnd(), rawFile));
+  if (!f.success) throw new ConfigError(firstIssue(f.error, `CONFIG_FILE ${e.data.CONFIG_FILE}`, rawFile));
 
   const upstreams: Record<string, UpstreamConfig> = {};
   for (const [name, u] of Object.entries(f.data.upstreams)) {
@@ -189,6 +195,7 @@ export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
     streamResumeGraceMs: e.data.STREAM_RESUME_GRACE_MS ?? f.data.streamResumeGraceMs ?? 15_000,
     chatResumeGraceMs: e.data.CHAT_RESUME_GRACE_MS ?? f.data.chatResumeGraceMs ?? 0,
     heartbeatMs: e.data.HEARTBEAT_MS ?? f.data.heartbeatMs ?? 15_000,
+    drainTimeoutMs: e.data.DRAIN_TIMEOUT_MS ?? f.data.drainTimeoutMs ?? 25_000,
     logLevel: e.data.LOG_LEVEL,
     limits: f.data.limits,
     mock: f.data.mock,

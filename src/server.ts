@@ -15,17 +15,18 @@ try {
 }
 
 const logger = createLogger(config.logLevel);
-const { app, state } = await buildGateway(config, { logger });
+const { app, drain } = await buildGateway(config, { logger });
 
 if (config.gatewayApiKeys.length === 0) {
   logger.warn('GATEWAY_API_KEYS is not set: the gateway accepts requests without authentication');
 }
 
-const DRAIN_TIMEOUT_MS = 30_000;
-closeWithGrace({ delay: DRAIN_TIMEOUT_MS, logger }, async ({ signal, err }) => {
+// close-with-grace exits non-zero if the drain itself hangs past its delay.
+closeWithGrace({ delay: config.drainTimeoutMs + 5_000, logger }, async ({ signal, err }) => {
   if (err) logger.error({ err }, 'fatal error, shutting down');
-  else logger.info({ signal }, 'shutting down');
-  state.draining = true;
+  else logger.info({ signal, drain_timeout_ms: config.drainTimeoutMs }, 'draining');
+  const cut = await drain(config.drainTimeoutMs);
+  logger.info({ cut_streams: cut }, 'drained, closing');
   await app.close();
 });
 

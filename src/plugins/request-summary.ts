@@ -44,6 +44,7 @@ export function registerRequestSummary(app: FastifyInstance): void {
     const summary = new RequestSummary();
     summary.limitKey = request.ip;
     request.summary = summary;
+    reply.header('x-request-id', request.id);
     reply.raw.once('close', () => {
       const res = reply.raw;
       const gen = summary.generation;

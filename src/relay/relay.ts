@@ -22,7 +22,18 @@ export interface RelayDeps {
  * never frame SSE or talk to an upstream themselves.
  */
 export class Relay {
+  private readonly active = new Set<Generation>();
+
   constructor(private readonly deps: RelayDeps) {}
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  /** Ends every generation still running with a `shutdown` error event (resumable elsewhere). */
+  abortAll(): void {
+    for (const gen of this.active) gen.abort('shutdown');
+  }
 
   /**
    * Starts a generation and waits for its first batch. Throws a GatewayError
@@ -40,13 +51,18 @@ export class Relay {
       secrets: this.deps.secrets,
       startedAt,
     });
-    gen.onFinished = release;
+    gen.onFinished = () => {
+      this.active.delete(gen);
+      release();
+    };
+    this.active.add(gen);
     // Until serve() takes over, a client that leaves must still stop the upstream.
     const onClose = () => gen.abort('client_disconnected');
     reply.raw.once('close', onClose);
     try {
       await gen.open();
     } catch (e) {
+      this.active.delete(gen);
       release();
       this.deps.store.delete(log.id);
       throw e;

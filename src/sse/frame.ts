@@ -28,11 +28,20 @@ export function retryFrame(ms: number): string {
 
 /**
  * Makes an upstream event's data safe to frame as one `data:` line of JSON.
- * The common case (compact JSON object) costs two character checks; anything
- * else is parsed and re-encoded, or rejected.
+ * The common case (a compact object from an OpenAI-compatible server) costs a
+ * few character checks and no parse: `{…}` on one line cannot break the
+ * framing. Only the braces are checked there, not the full JSON grammar;
+ * anything else is parsed and re-encoded, or rejected.
  */
 export function toSingleLineJson(data: string): string {
-  if (data.charCodeAt(0) === 123 /* { */ && data.indexOf('\n') === -1 && data.indexOf('\r') === -1) return data;
+  if (
+    data.charCodeAt(0) === 123 /* { */ &&
+    data.charCodeAt(data.length - 1) === 125 /* } */ &&
+    data.indexOf('\n') === -1 &&
+    data.indexOf('\r') === -1
+  ) {
+    return data;
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(data);

@@ -26,7 +26,7 @@ export class SseParser {
 
   pushText(text: string): void {
     let s = this.rest.length > 0 ? this.rest + text : text;
-    if (this.skipLF) {
+    if (this.skipLF && s.length > 0) {
       this.skipLF = false;
       if (s.charCodeAt(0) === 10) s = s.slice(1);
     }
@@ -47,6 +47,7 @@ export class SseParser {
   end(): void {
     this.pushText(this.decoder.decode());
     this.rest = '';
+    this.skipLF = false;
     this.data = null;
     this.event = '';
   }

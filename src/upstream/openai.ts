@@ -4,7 +4,9 @@ import type { UpstreamConfig } from '../config.js';
 import type { ChatRequest } from '../schema/chat-request.js';
 import { toSingleLineJson } from '../sse/frame.js';
 import { SseParser, type SseSink } from '../sse/parser.js';
+import { createNodeFetch, rawBody } from './node-fetch.js';
 import { UpstreamError, type ChatUpstream } from './types.js';
+import type { IncomingMessage } from 'node:http';
 
 /**
  * Any OpenAI-compatible upstream, through the official SDK for the request
@@ -14,11 +16,11 @@ import { UpstreamError, type ChatUpstream } from './types.js';
  */
 export class OpenAIUpstream implements ChatUpstream {
   private readonly client: OpenAI;
+  private readonly transport = createNodeFetch();
 
   constructor(
     readonly name: string,
     cfg: UpstreamConfig,
-    fetchImpl?: typeof fetch,
   ) {
     this.client = new OpenAI({
       baseURL: cfg.baseUrl,
@@ -35,21 +37,54 @@ export class OpenAIUpstream implements ChatUpstream {
       // The gateway runs its own first-byte timer; this only bounds a stuck connect.
       timeout: 24 * 3600_000,
       logLevel: 'off',
-      ...(fetchImpl ? { fetch: fetchImpl } : {}),
+      fetch: this.transport.fetch,
     });
   }
 
+  async close(): Promise<void> {
+    this.transport.close();
+  }
+
   async *stream(req: ChatRequest, signal: AbortSignal): AsyncGenerator<string[]> {
-    let body: ReadableStream<Uint8Array>;
+    let res: Response;
     try {
-      const res = await this.client.chat.completions
+      res = await this.client.chat.completions
         .create({ ...(req as ChatCompletionCreateParams), stream: true }, { signal })
         .asResponse();
-      if (!res.body) throw new UpstreamError(502, 'upstream answered without a body', this.name);
-      body = res.body;
     } catch (e) {
       throw this.failure(e, signal);
     }
+    const raw = rawBody(res);
+    if (raw) return yield* this.readNode(raw, signal);
+    if (!res.body) throw new UpstreamError(502, 'upstream answered without a body', this.name);
+    return yield* this.readWeb(res.body, signal);
+  }
+
+  /** The fast path: the node stream behind nodeFetch, one batch per socket read. */
+  private async *readNode(raw: IncomingMessage, signal: AbortSignal): AsyncGenerator<string[]> {
+    const sink = new BatchSink(this.name);
+    const parser = new SseParser(sink);
+    try {
+      // Leaving the loop early must not destroy the socket: after [DONE] it goes back to the pool.
+      for await (const buf of raw.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+        parser.push(buf);
+        if (sink.batch.length > 0) yield sink.take();
+        if (sink.error) throw sink.error;
+        if (sink.done) return;
+      }
+      parser.end();
+      if (sink.batch.length > 0) yield sink.take();
+      if (sink.error) throw sink.error;
+      if (!sink.done && !sink.sawFinish) throw new UpstreamError(502, 'upstream ended the stream early', this.name);
+    } catch (e) {
+      throw this.failure(e, signal);
+    } finally {
+      if (sink.done && !raw.readableEnded) raw.resume();
+      else if (!raw.readableEnded) raw.destroy();
+    }
+  }
+
+  private async *readWeb(body: ReadableStream<Uint8Array>, signal: AbortSignal): AsyncGenerator<string[]> {
     const sink = new BatchSink(this.name);
     const parser = new SseParser(sink);
     const reader = body.getReader();

@@ -1,9 +1,21 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import t from 'tap';
 import { chatBody } from '../helpers/gateway.js';
-import { parseSse, post } from '../helpers/sse.js';
+import { openStream, parseSse, post } from '../helpers/sse.js';
+
+function get(url: string): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    request(url, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode! }));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
 
 /** The built server (what `npm start` runs), as a child process. */
 const SERVER = new URL('../../dist/server.js', import.meta.url).pathname;
@@ -39,19 +51,57 @@ for (const [name, value] of [
   });
 }
 
-t.test('npm start serves the mock model and stops cleanly on SIGTERM', async (t) => {
-  const { child } = run({ PORT: '0' });
-  t.teardown(() => child.kill('SIGKILL'));
-  let address = '';
+async function started(child: ReturnType<typeof run>['child']): Promise<{ address: string; warnedNoAuth: boolean }> {
   let warnedNoAuth = false;
   for await (const line of createInterface({ input: child.stdout })) {
     const entry = JSON.parse(line) as { msg: string; address?: string };
     if (entry.msg.startsWith('GATEWAY_API_KEYS is not set')) warnedNoAuth = true;
     if (entry.address) {
-      address = entry.address;
-      break;
+      child.stdout.resume();
+      return { address: entry.address, warnedNoAuth };
     }
   }
+  throw new Error('the server exited before listening');
+}
+
+t.test('SIGTERM drains: readyz 503, new work 503, streams in flight finish, exit 0', async (t) => {
+  const { child } = run({ PORT: '0', DRAIN_TIMEOUT_MS: '10000' });
+  t.teardown(() => child.kill('SIGKILL'));
+  const { address } = await started(child);
+  const s = await openStream(`${address}/v1/chat/completions`, chatBody('[mock:tokens=8] [mock:tps=20] [mock:first-token-ms=0]', { stream: true }));
+  await s.until((h) => h.events.length >= 1);
+  child.kill('SIGTERM');
+  // Wait for the drain to be visible rather than guessing when the signal landed.
+  let ready = await get(`${address}/readyz`);
+  for (let i = 0; i < 2000 && ready.status === 200; i++) ready = await get(`${address}/readyz`);
+  t.equal(ready.status, 503);
+  const refused = await post(`${address}/v1/chat/completions`, chatBody('hi', { stream: true }));
+  t.equal(refused.status, 503);
+  t.equal(JSON.parse(refused.body).error.code, 'draining');
+  const text = await s.done();
+  t.equal(parseSse(text).events.at(-1)!.data, '[DONE]', 'the stream in flight finished');
+  const [code] = await once(child, 'exit');
+  t.equal(code, 0);
+});
+
+t.test('streams still open at the drain deadline end with a shutdown error event', async (t) => {
+  const { child } = run({ PORT: '0', DRAIN_TIMEOUT_MS: '200' });
+  t.teardown(() => child.kill('SIGKILL'));
+  const { address } = await started(child);
+  const s = await openStream(`${address}/v1/chat/completions`, chatBody('[mock:tokens=1000] [mock:tps=10] [mock:first-token-ms=0]', { stream: true }));
+  await s.until((h) => h.events.length >= 1);
+  child.kill('SIGTERM');
+  const text = await s.done();
+  const last = parseSse(text).events.at(-1)!;
+  t.equal(JSON.parse(last.data).error.type, 'shutdown');
+  const [code] = await once(child, 'exit');
+  t.equal(code, 0);
+});
+
+t.test('npm start serves the mock model and stops cleanly on SIGTERM', async (t) => {
+  const { child } = run({ PORT: '0' });
+  t.teardown(() => child.kill('SIGKILL'));
+  const { address, warnedNoAuth } = await started(child);
   t.ok(warnedNoAuth, 'warns that auth is off');
   t.match(address, /^http:\/\/127\.0\.0\.1:\d+$/);
   const res = await post(`${address}/v1/chat/completions`, chatBody('hello [mock:tokens=4] [mock:tps=0] [mock:first-token-ms=0]', { stream: true }));

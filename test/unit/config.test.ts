@@ -5,8 +5,11 @@ import { ConfigError, defaultConfig, loadConfig } from '../../src/config.js';
 /** The project root: where config/default.json lives. */
 const ROOT = resolve(import.meta.dirname, '../..');
 
+/** A subtest's `t`. */
+type Test = Parameters<Parameters<typeof t.test>[0]>[0];
+
 /** The ConfigError loadConfig throws for this env (and cwd), failing the test if it does not throw one. */
-function configError(t: Tap.Test, env: Record<string, string | undefined>, cwd = ROOT): ConfigError {
+function configError(t: Test, env: Record<string, string | undefined>, cwd = ROOT): ConfigError {
   try {
     loadConfig(env, cwd);
   } catch (e) {
@@ -18,7 +21,7 @@ function configError(t: Tap.Test, env: Record<string, string | undefined>, cwd =
 }
 
 /** One line, naming the variable first, no stack trace. */
-function assertOneLine(t: Tap.Test, err: ConfigError, variable: string): void {
+function assertOneLine(t: Test, err: ConfigError, variable: string): void {
   t.ok(err.message.startsWith(`${variable}`), `"${err.message}" starts with ${variable}`);
   t.notMatch(err.message, /[\r\n]/, 'one line');
   t.notMatch(err.message, /\bat .+:\d+:\d+/, 'no stack frames');
@@ -280,4 +283,13 @@ t.test('model aliases may name "mock", and the "default" upstream from UPSTREAM_
   const err = configError(t, { CONFIG_FILE: 'd.json' }, dir);
   assertOneLine(t, err, 'CONFIG_FILE');
   t.match(err.message, /models\.m\.upstream/);
+});
+
+t.test('CONFIG_FILE schema errors read "CONFIG_FILE <file>: <key>: <why>"', async (t) => {
+  const dir = t.testdir({
+    'root.json': JSON.stringify({ colour: 'blue' }),
+    'nested.json': JSON.stringify({ limits: { maxMessages: 0 } }),
+  });
+  t.match(configError(t, { CONFIG_FILE: 'root.json' }, dir).message, /^CONFIG_FILE root\.json: [^:.]/, 'root key');
+  t.match(configError(t, { CONFIG_FILE: 'nested.json' }, dir).message, /^CONFIG_FILE nested\.json: limits\.maxMessages: /, 'nested key');
 });

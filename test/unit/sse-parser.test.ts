@@ -127,14 +127,15 @@ t.test('a \\r ending one push and the \\n starting the next are one line end', a
   ], 'mixed line endings in one stream');
 });
 
-t.test(
-  'an empty push between \\r and \\n keeps them one line end',
-  { todo: 'src/sse/parser.ts:29-33 clears skipLF on an empty read, so the \\n becomes a blank line' },
-  async (t) => {
-    t.strictSame(feedText(['data: a\r', '', '\ndata: b\r\n\r\n']), [['a\nb', '']]);
-    t.strictSame(feedBytes([enc.encode('data: a\r'), new Uint8Array(0), enc.encode('\ndata: b\r\n\r\n')]), [['a\nb', '']]);
-  },
-);
+t.test('an empty push between \\r and \\n keeps them one line end', async (t) => {
+  t.strictSame(feedText(['data: a\r', '', '\ndata: b\r\n\r\n']), [['a\nb', '']], 'pushText');
+  t.strictSame(
+    feedBytes([enc.encode('data: a\r'), new Uint8Array(0), enc.encode('\ndata: b\r\n\r\n')]),
+    [['a\nb', '']],
+    'push',
+  );
+  t.strictSame(feedText(['data: a\n', '', '\n']), [['a', '']], 'an empty push elsewhere changes nothing');
+});
 
 t.test('multi-byte UTF-8 split inside a character across pushes', async (t) => {
   const text = 'héllo 🌍 日本';
