@@ -1,0 +1,599 @@
+// Benchmark orchestrator: `npm run bench` (builds, then runs this file).
+//
+// Starts the fake upstream (bench/fake-upstream.mjs), then for each scenario
+// runs the load generator (bench/load.mjs) against three targets in turn:
+//   direct   the client talks to the fake upstream
+//   gateway  node dist/server.js in front of it (a fresh process per scenario)
+//   nginx    nginx as a streaming reverse proxy in front of it (fresh per scenario;
+//            skipped with a note when nginx is not installed)
+// Prints one table, writes the full results to /tmp/bench-results.json.
+// Everything listens on 127.0.0.1; every child runs in its own process group
+// and is killed at the end, on error, on a signal, or at the global deadline.
+import { spawn, execFileSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(BENCH_DIR, '..');
+const RESULTS_FILE = process.env.BENCH_RESULTS ?? '/tmp/bench-results.json';
+const WORK = join(os.tmpdir(), `sse-bench-${process.pid}`);
+const GLOBAL_DEADLINE_MS = 290_000;
+const GATEWAY_LOG_LEVEL = 'info'; // as production runs it: one summary line per request
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const tStart = performance.now();
+const log = (msg) => process.stderr.write(`[bench ${((performance.now() - tStart) / 1000).toFixed(1)}s] ${msg}\n`);
+
+// ------------------------------------------------------------------ child processes
+/** pid -> name of every process group we started. */
+const children = new Map();
+let cleanedUp = false;
+
+function killGroup(pid, signal) {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+function cleanup() {
+  if (cleanedUp) return;
+  cleanedUp = true;
+  for (const pid of children.keys()) killGroup(pid, 'SIGKILL');
+  children.clear();
+}
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    log(`${sig}: killing children`);
+    cleanup();
+    process.exit(130);
+  });
+}
+const deadline = setTimeout(() => {
+  log(`global deadline of ${GLOBAL_DEADLINE_MS / 1000} s reached: killing children`);
+  cleanup();
+  process.exit(2);
+}, GLOBAL_DEADLINE_MS);
+deadline.unref();
+
+/** Spawns a child in its own process group (so its own children die with it too). */
+function start(name, cmd, args, { env, stdout = 'pipe', stderr = 'pipe', cwd = ROOT } = {}) {
+  const child = spawn(cmd, args, { cwd, env, detached: true, stdio: ['ignore', stdout, stderr] });
+  children.set(child.pid, name);
+  child.exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  child.exited.then(() => children.delete(child.pid));
+  child.on('error', (e) => log(`${name}: ${e.message}`));
+  return child;
+}
+
+async function stop(child, graceMs = 3000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  killGroup(child.pid, 'SIGTERM');
+  const r = await Promise.race([child.exited, sleep(graceMs).then(() => null)]);
+  if (r === null) {
+    killGroup(child.pid, 'SIGKILL');
+    await Promise.race([child.exited, sleep(2000)]);
+  }
+  // Whatever is left in the group (e.g. nginx workers) goes too.
+  killGroup(child.pid, 'SIGKILL');
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+function httpGet(url, timeoutMs = 2000) {
+  return new Promise((res, rej) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs }, (r) => {
+      let body = '';
+      r.setEncoding('utf8');
+      r.on('data', (c) => (body += c));
+      r.on('end', () => res({ status: r.statusCode, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', rej);
+  });
+}
+
+function httpPost(url) {
+  return new Promise((res, rej) => {
+    const req = http.request(url, { method: 'POST', agent: false, timeout: 2000 }, (r) => {
+      r.resume();
+      r.on('end', () => res(r.statusCode));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', rej);
+    req.end();
+  });
+}
+
+async function waitReady(url, child, name, timeoutMs = 15_000, ok = () => true) {
+  const until = performance.now() + timeoutMs;
+  let last = '';
+  while (performance.now() < until) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it was ready`);
+    try {
+      const r = await httpGet(url, 1000);
+      if (r.status === 200 && ok(r.body)) return;
+      last = `HTTP ${r.status} ${r.body.slice(0, 200)}`;
+    } catch (e) {
+      last = e.message;
+    }
+    await sleep(100);
+  }
+  throw new Error(`${name} not ready at ${url} after ${timeoutMs} ms (${last})`);
+}
+
+function childPids(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    // No /proc/<pid>/task/<pid>/children: scan /proc for the parent pid.
+    const out = [];
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid === pid) out.push(Number(d));
+      } catch {
+        /* gone */
+      }
+    }
+    return out;
+  }
+}
+
+function clkTck() {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+}
+const CLK_TCK = clkTck();
+
+// ------------------------------------------------------------------ the processes under test
+async function startUpstream() {
+  const child = start('fake-upstream', process.execPath, [join(BENCH_DIR, 'fake-upstream.mjs')], {
+    env: { PATH: process.env.PATH, BENCH_MAX_LIFETIME_MS: String(GLOBAL_DEADLINE_MS + 10_000) },
+  });
+  let err = '';
+  child.stderr.on('data', (c) => (err += c));
+  const port = await new Promise((res, rej) => {
+    let out = '';
+    const t = setTimeout(() => rej(new Error(`fake upstream did not start: ${err}`)), 5000);
+    child.stdout.on('data', (c) => {
+      out += c;
+      const nl = out.indexOf('\n');
+      if (nl !== -1) {
+        clearTimeout(t);
+        res(JSON.parse(out.slice(0, nl)).port);
+      }
+    });
+    child.exited.then(() => rej(new Error(`fake upstream exited: ${err}`)));
+  });
+  child.stdout.resume();
+  return { child, port, base: `http://127.0.0.1:${port}` };
+}
+
+async function startGateway(upstream, tag) {
+  const port = await freePort();
+  const logFile = join(WORK, `gateway-${tag}.log`);
+  const fd = openSync(logFile, 'w');
+  // A clean environment: nothing from the caller's shell changes what is measured.
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME ?? '/tmp',
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    UPSTREAM_BASE_URL: `${upstream.base}/v1`,
+    RATE_LIMIT_MAX: '1000000000',
+    MAX_CONCURRENT_STREAMS: '1000000',
+    LOG_LEVEL: GATEWAY_LOG_LEVEL,
+    // HEARTBEAT_MS, CHAT_RESUME_GRACE_MS, UPSTREAM_TIMEOUT_MS: defaults.
+  };
+  const child = start(`gateway(${tag})`, process.execPath, [join(ROOT, 'dist/server.js')], { env, stdout: fd, stderr: fd });
+  closeSync(fd);
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await waitReady(`${base}/readyz`, child, 'gateway');
+    await waitReady(`${base}/v1/models`, child, 'gateway', 5000, (b) => b.includes('bench-model'));
+  } catch (e) {
+    await stop(child);
+    throw new Error(`${e.message}\n--- ${logFile} ---\n${tail(logFile)}`);
+  }
+  return { child, base, pids: () => [child.pid], rssPids: () => [child.pid], logFile };
+}
+
+function tail(file, lines = 20) {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** warn/error/fatal lines of a pino log, grouped by message (with one example each). */
+function gatewayProblems(file) {
+  const out = { warn: 0, error: 0, fatal: 0, other_stderr: 0, messages: {} };
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return out;
+  }
+  const outcomes = {};
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    let j;
+    try {
+      j = JSON.parse(line);
+    } catch {
+      out.other_stderr++;
+      const k = line.slice(0, 160);
+      out.messages[k] = (out.messages[k] ?? 0) + 1;
+      continue;
+    }
+    if (j.msg === 'request' && j.outcome) outcomes[`${j.status} ${j.outcome}${j.error_code ? ' ' + j.error_code : ''}`] = (outcomes[`${j.status} ${j.outcome}${j.error_code ? ' ' + j.error_code : ''}`] ?? 0) + 1;
+    if (j.level < 40) continue;
+    const name = j.level >= 60 ? 'fatal' : j.level >= 50 ? 'error' : 'warn';
+    out[name]++;
+    const k = `${name}: ${j.msg}${j.err ? ' — ' + (j.err.message ?? JSON.stringify(j.err)).slice(0, 120) : ''}`;
+    out.messages[k] = (out.messages[k] ?? 0) + 1;
+  }
+  out.request_outcomes = outcomes;
+  return out;
+}
+
+function findNginx() {
+  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin']) {
+    if (dir && existsSync(join(dir, 'nginx'))) return join(dir, 'nginx');
+  }
+  return null;
+}
+
+async function startNginx(bin, upstream, tag) {
+  const port = await freePort();
+  const dir = join(WORK, `nginx-${tag}`);
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  const conf = `
+worker_processes auto;
+worker_rlimit_nofile 20000;
+pid ${dir}/nginx.pid;
+error_log ${dir}/logs/error.log warn;
+daemon off;
+events { worker_connections 10000; multi_accept on; }
+http {
+  access_log ${dir}/logs/access.log;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
+  upstream fake {
+    server 127.0.0.1:${upstream.port};
+    keepalive 256;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+  }
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / {
+      proxy_pass http://fake;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_read_timeout 60s;
+    }
+  }
+}
+`;
+  writeFileSync(join(dir, 'nginx.conf'), conf);
+  const child = start(`nginx(${tag})`, bin, ['-p', dir, '-e', `${dir}/logs/error.log`, '-c', join(dir, 'nginx.conf')], {
+    env: { PATH: process.env.PATH },
+  });
+  let err = '';
+  child.stderr.on('data', (c) => (err += c));
+  child.stdout.resume();
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await waitReady(`${base}/v1/models`, child, 'nginx', 10_000);
+  } catch (e) {
+    await stop(child);
+    throw new Error(`${e.message}\n${err}\n${tail(join(dir, 'logs/error.log'))}`);
+  }
+  const workers = () => childPids(child.pid);
+  return { child, base, pids: () => [child.pid, ...workers()], rssPids: workers, logFile: join(dir, 'logs/error.log') };
+}
+
+// ------------------------------------------------------------------ the load generator
+async function runLoad(opts, limitMs) {
+  // The shell raises the open-files limit to the hard limit before exec'ing node.
+  const args = [join(BENCH_DIR, 'load.mjs'), JSON.stringify({ ...opts, clk_tck: CLK_TCK, hard_limit_ms: limitMs })];
+  const cmd = `ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"`;
+  const child = start('load', '/bin/sh', ['-c', cmd, process.execPath, ...args], { env: { PATH: process.env.PATH } });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c) => (out += c));
+  child.stderr.on('data', (c) => (err += c));
+  const r = await Promise.race([child.exited, sleep(limitMs + 5000).then(() => null)]);
+  if (r === null) {
+    await stop(child, 500);
+    throw new Error(`load generator overran ${limitMs} ms: ${err.slice(-500)}`);
+  }
+  if (r.code !== 0) throw new Error(`load generator failed (exit ${r.code ?? r.signal}): ${err.slice(-1000)}`);
+  const line = out.trim().split('\n').pop();
+  return JSON.parse(line);
+}
+
+// ------------------------------------------------------------------ scenarios
+const SCENARIOS = {
+  A: {
+    title: 'TTFT at concurrency 1',
+    run: (t) => runLoad({ mode: 'ttft', url: t.url, warmup: 50, requests: 300, chunks: 5, time_limit_ms: 40_000 }, 45_000),
+  },
+  B: {
+    title: 'throughput at concurrency 64',
+    run: (t) =>
+      runLoad(
+        {
+          mode: 'throughput',
+          url: t.url,
+          concurrency: 64,
+          chunks: 100,
+          warmup_ms: 1000,
+          duration_ms: 8000,
+          cpu_pids: t.relay ? t.relay.pids() : [],
+          upstream_pids: [t.upstream.child.pid],
+        },
+        20_000,
+      ),
+  },
+  C: {
+    title: '2,000 concurrent slow streams',
+    run: (t) =>
+      runLoad(
+        {
+          mode: 'slow',
+          url: t.url,
+          streams: 2000,
+          chunks: 10,
+          gap_ms: 500,
+          open_ms: 1000,
+          warmup: 100,
+          settle_ms: 1000,
+          rss_pids: t.relay ? t.relay.rssPids() : [],
+        },
+        50_000,
+      ),
+  },
+  D: {
+    title: 'client abort propagation',
+    run: async (t) => {
+      await httpPost(`${t.upstream.base}/stats/reset`);
+      return runLoad(
+        {
+          mode: 'abort',
+          url: t.url,
+          stats_url: t.upstream.base,
+          id_prefix: `D-${t.name}-${Date.now()}`,
+          streams: 50,
+          chunks: 1000,
+          gap_ms: 20,
+          abort_after: 3,
+          pause_ms: 50,
+          time_limit_ms: 30_000,
+        },
+        40_000,
+      );
+    },
+  },
+};
+
+// ------------------------------------------------------------------ table
+const fmt = (v, d = 2) => (v === null || v === undefined || Number.isNaN(v) ? 'n/a' : typeof v === 'number' ? (Number.isInteger(v) && d <= 2 ? v.toLocaleString('en-US') : v.toFixed(d)) : String(v));
+const ratio = (a, b) => (a == null || b == null || b === 0 ? null : a / b);
+
+function buildRows(R, haveNginx) {
+  const g = (s, t) => R[s]?.[t] ?? null;
+  const err = (s, t) => (g(s, t)?.error ? 'ERROR' : null);
+  const rows = [];
+  const row = (label, f, { d = 2, ratioOf = null, target = null, pass = null } = {}) => {
+    const vals = ['direct', 'gateway', 'nginx'].map((t) => {
+      if (t === 'nginx' && !haveNginx) return 'skipped';
+      const e = err(label[0], t);
+      if (e) return e;
+      try {
+        return fmt(f(t), d);
+      } catch {
+        return 'n/a';
+      }
+    });
+    let r = '';
+    if (ratioOf) {
+      try {
+        const x = ratio(ratioOf('gateway'), ratioOf('direct'));
+        r = x === null ? 'n/a' : `${x.toFixed(2)}×`;
+      } catch {
+        r = 'n/a';
+      }
+    }
+    let verdict = '';
+    if (pass) {
+      try {
+        const p = pass();
+        verdict = p === null ? 'n/a' : p ? 'PASS' : 'FAIL';
+      } catch {
+        verdict = 'FAIL';
+      }
+    }
+    rows.push([label, ...vals, r, target ?? '', verdict]);
+  };
+  const A = (t) => g('A', t);
+  const B = (t) => g('B', t);
+  const C = (t) => g('C', t);
+  const D = (t) => g('D', t);
+  const addA = (t, q) => (t === 'direct' ? null : A(t).ttft_ms[q] - A('direct').ttft_ms[q]);
+
+  row('A  TTFT p50 (ms)', (t) => A(t).ttft_ms.p50, { d: 3, ratioOf: (t) => A(t).ttft_ms.p50 });
+  row('A  TTFT p99 (ms)', (t) => A(t).ttft_ms.p99, { d: 3, ratioOf: (t) => A(t).ttft_ms.p99 });
+  row('A  added TTFT p50 vs direct (ms)', (t) => addA(t, 'p50'), { d: 3, target: '≤ 0.4', pass: () => addA('gateway', 'p50') <= 0.4 });
+  row('A  added TTFT p99 vs direct (ms)', (t) => addA(t, 'p99'), { d: 3, target: '≤ 2', pass: () => addA('gateway', 'p99') <= 2 });
+  row('A  requests ok / errors', (t) => `${A(t).completed}/300, ${A(t).errors.count} err`);
+  row('B  deltas/s at c=64', (t) => B(t).events_per_s, { d: 0, ratioOf: (t) => B(t).events_per_s, target: '≥ 0.6× direct', pass: () => B('gateway').events_per_s >= 0.6 * B('direct').events_per_s });
+  row('B  relay CPU-seconds (8 s window)', (t) => B(t).relay_cpu_s);
+  row('B  deltas per relay CPU-second', (t) => B(t).events_per_cpu_s, { d: 0 });
+  row('B  streams done / errors', (t) => `${B(t).requests_completed}, ${B(t).errors.count_in_window} err`);
+  row('C  streams completed (of 2,000)', (t) => C(t).completed, { d: 0, target: '= 2,000', pass: () => C('gateway').completed === 2000 });
+  row('C  TTFT p99 while opening (ms)', (t) => C(t).ttft_ms.p99, { d: 1, ratioOf: (t) => C(t).ttft_ms.p99, target: '≤ 100', pass: () => C('gateway').ttft_ms.p99 <= 100 });
+  row('C  added inter-chunk p99 (gap−500, ms)', (t) => C(t).added_gap_ms.p99, { d: 2, target: '≤ 5', pass: () => C('gateway').added_gap_ms.p99 <= 5 });
+  row('C  (info) gap − upstream gap p99 (ms)', (t) => C(t).added_gap_vs_upstream_ms.p99, { d: 2 });
+  row('C  (info) upstream write→client p99 (ms)', (t) => C(t).chunk_latency_ms.p99, { d: 2 });
+  row('C  RSS idle → all open (MB)', (t) => (C(t).rss_idle_kb == null ? null : `${(C(t).rss_idle_kb / 1024).toFixed(1)} → ${(C(t).rss_all_open_kb / 1024).toFixed(1)}`));
+  row('C  KB per open stream', (t) => C(t).kb_per_stream, { d: 1, target: '≤ 40', pass: () => (C('gateway').kb_per_stream == null ? null : C('gateway').kb_per_stream <= 40) });
+  row('D  upstream saw aborted (of 50)', (t) => D(t).upstream_saw_aborted, { d: 0, target: '= 50', pass: () => D('gateway').upstream_saw_aborted === 50 });
+  row('D  destroy → upstream close p50 (ms)', (t) => D(t).propagation_ms.p50, { d: 3, target: '≤ 5', pass: () => D('gateway').propagation_ms.p50 <= 5 });
+  row('D  destroy → upstream close p99 (ms)', (t) => D(t).propagation_ms.p99, { d: 3 });
+  return rows;
+}
+
+function printTable(rows) {
+  const head = ['metric', 'direct', 'gateway', 'nginx', 'gateway/direct', 'target (gateway)', 'verdict'];
+  const all = [head, ...rows];
+  const w = head.map((_, i) => Math.max(...all.map((r) => String(r[i]).length)));
+  const line = (r) => r.map((c, i) => (i === 0 ? String(c).padEnd(w[i]) : String(c).padStart(w[i]))).join(' | ');
+  console.log(line(head));
+  console.log(w.map((n) => '-'.repeat(n)).join('-|-'));
+  for (const r of rows) console.log(line(r));
+}
+
+// ------------------------------------------------------------------ main
+async function main() {
+  mkdirSync(WORK, { recursive: true });
+  if (!existsSync(join(ROOT, 'dist/server.js'))) throw new Error('dist/server.js missing: run `npm run build` first (npm run bench does)');
+  const cpu = os.cpus();
+  const machine = {
+    cpu: cpu[0]?.model ?? 'unknown',
+    cores: cpu.length,
+    node: process.version,
+    platform: `${os.type()} ${os.release()}`,
+    nofile_soft: execFileSync('/bin/sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim(),
+    loadavg_before: os.loadavg().map((x) => +x.toFixed(2)),
+  };
+  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${machine.platform}`);
+  console.log(`load average before: ${machine.loadavg_before.join(' ')} (other work on this machine skews every column alike)`);
+
+  const nginxBin = findNginx();
+  let nginxVersion = null;
+  if (nginxBin) {
+    try {
+      nginxVersion = execFileSync(nginxBin, ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    } catch (e) {
+      nginxVersion = String(e.stderr ?? '').trim() || null;
+    }
+    // `nginx -v` prints on stderr
+    if (!nginxVersion) {
+      try {
+        nginxVersion = execFileSync('/bin/sh', ['-c', `"${nginxBin}" -v 2>&1`], { encoding: 'utf8' }).trim();
+      } catch {
+        /* ignore */
+      }
+    }
+  } else console.log('note: nginx is not installed: the nginx column is skipped (apt-get install -y nginx to include it)');
+  const targets = ['direct', 'gateway', ...(nginxBin ? ['nginx'] : [])];
+
+  const upstream = await startUpstream();
+  log(`fake upstream on ${upstream.base}`);
+  const results = {};
+  const problems = {};
+  for (const [key, sc] of Object.entries(SCENARIOS)) {
+    results[key] = {};
+    for (const name of targets) {
+      let relay = null;
+      const t0 = performance.now();
+      try {
+        if (name === 'gateway') relay = await startGateway(upstream, key);
+        if (name === 'nginx') relay = await startNginx(nginxBin, upstream, key);
+        const url = `${relay ? relay.base : upstream.base}/v1/chat/completions`;
+        await sleep(300);
+        results[key][name] = await sc.run({ name, url, relay, upstream });
+      } catch (e) {
+        results[key][name] = { error: e.message };
+        log(`${key}/${name} failed: ${e.message}`);
+      } finally {
+        if (relay) await stop(relay.child);
+        if (name === 'gateway' && relay) {
+          const p = gatewayProblems(relay.logFile);
+          problems[`${key}/gateway`] = p;
+        }
+        if (name === 'nginx' && relay) {
+          const errs = readFileSync(relay.logFile, 'utf8').trim();
+          if (errs) problems[`${key}/nginx`] = errs.split('\n').slice(-5);
+        }
+      }
+      const r = results[key][name];
+      const errCount = r?.errors?.count ?? 0;
+      log(`${key} ${sc.title} / ${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s${errCount ? `, ${errCount} client-side errors: ${JSON.stringify(r.errors.kinds).slice(0, 300)}` : ''}`);
+    }
+  }
+  await stop(upstream.child);
+
+  machine.loadavg_after = os.loadavg().map((x) => +x.toFixed(2));
+  const rows = buildRows(results, Boolean(nginxBin));
+  console.log('');
+  printTable(rows);
+  console.log('');
+  const B = results.B ?? {};
+  const cpuNote = targets
+    .filter((t) => B[t] && !B[t].error)
+    .map((t) => `${t}: load generator ${B[t].loadgen_cpu_s} CPU-s, upstream ${B[t].upstream_cpu_s} CPU-s`)
+    .join('; ');
+  if (cpuNote) console.log(`B, CPU over the 8 s window (2 cores = 16 CPU-s in all) — ${cpuNote}`);
+  console.log(`gateway: LOG_LEVEL=${GATEWAY_LOG_LEVEL}, default HEARTBEAT_MS, fresh process per scenario; nginx ${nginxVersion ?? 'absent'}: worker_processes auto, proxy_buffering off, upstream keepalive 256, access_log on`);
+  for (const [k, p] of Object.entries(problems)) {
+    if (Array.isArray(p)) console.log(`${k} error.log: ${p.join(' / ').slice(0, 400)}`);
+    else if (p.warn || p.error || p.fatal || p.other_stderr) console.log(`${k} log: ${p.warn} warn, ${p.error} error, ${p.fatal} fatal; ${JSON.stringify(p.messages).slice(0, 600)}`);
+  }
+  for (const [k, byT] of Object.entries(results)) {
+    for (const [t, r] of Object.entries(byT)) {
+      if (r.error) console.log(`${k}/${t} ERROR: ${r.error.slice(0, 600)}`);
+      else if (r.errors?.count) console.log(`${k}/${t} client-side errors: ${JSON.stringify(r.errors.kinds).slice(0, 400)}`);
+    }
+  }
+  const elapsed = (performance.now() - tStart) / 1000;
+  const out = { when: new Date().toISOString(), elapsed_s: +elapsed.toFixed(1), machine, nginx: nginxVersion, gateway_env: { LOG_LEVEL: GATEWAY_LOG_LEVEL }, results, logs: problems, table: rows };
+  writeFileSync(RESULTS_FILE, JSON.stringify(out, null, 2));
+  console.log(`results: ${RESULTS_FILE} (logs in ${WORK}); bench took ${elapsed.toFixed(1)} s`);
+}
+
+try {
+  await main();
+} catch (e) {
+  log(`fatal: ${e.stack ?? e}`);
+  process.exitCode = 1;
+} finally {
+  cleanup();
+  clearTimeout(deadline);
+}
