@@ -281,6 +281,7 @@ async function modeSlow() {
   let finishedOrFailed = 0;
   let completed = 0;
   let allOpenAt = null;
+  let cpuAtAllOpen = null;
   let anyEndedBeforeAllOpen = false;
   let peakRss = 0; // max while all streams are open
   let maxRss = idleRss; // max over the whole scenario
@@ -312,6 +313,7 @@ async function modeSlow() {
             firstSeen++;
             if (firstSeen + finishedOrFailed === n && allOpenAt === null) {
               allOpenAt = performance.now();
+              cpuAtAllOpen = cpuSeconds(opts.cpu_pids);
               if (finishedOrFailed > 0) anyEndedBeforeAllOpen = true;
               const kb = rssKb(opts.rss_pids);
               peakRss = Math.max(peakRss, kb);
@@ -330,6 +332,7 @@ async function modeSlow() {
       finishedOrFailed++;
       if (firstSeen + finishedOrFailed === n && allOpenAt === null) {
         allOpenAt = performance.now();
+        cpuAtAllOpen = cpuSeconds(opts.cpu_pids);
         anyEndedBeforeAllOpen = true;
       }
     } else finishedOrFailed++;
@@ -339,6 +342,7 @@ async function modeSlow() {
   };
 
   const started = [];
+  const cpuAtOpen = cpuSeconds(opts.cpu_pids);
   const tOpen = performance.now();
   await new Promise((resolve) => {
     let opened = 0;
@@ -361,6 +365,7 @@ async function modeSlow() {
     completed,
     all_open_after_ms: allOpenAt === null ? null : Math.round(allOpenAt - tOpen),
     some_ended_before_all_open: anyEndedBeforeAllOpen,
+    relay_cpu_s_while_opening: opts.cpu_pids?.length && cpuAtAllOpen !== null ? Math.round((cpuAtAllOpen - cpuAtOpen) * 100) / 100 : null,
     ttft_ms: summary(ttft),
     added_gap_ms: summary(gapAdded),
     added_gap_vs_upstream_ms: summary(gapAddedExact),

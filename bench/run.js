@@ -233,35 +233,44 @@ function tail(file, lines = 20) {
   }
 }
 
-/** warn/error/fatal lines of a pino log, grouped by message (with one example each). */
-function gatewayProblems(file) {
-  const out = { warn: 0, error: 0, fatal: 0, other_stderr: 0, messages: {} };
+const EXPECTED_STARTUP_WARNING = /GATEWAY_API_KEYS is not set/; // the bench runs without auth on purpose
+
+/**
+ * Reads a gateway log: warn/error/fatal lines grouped by message, the request
+ * outcomes, and the gateway's own ttft_ms for streams of `chunks` events.
+ */
+function readGatewayLog(file, chunks) {
+  const out = { warn: 0, error: 0, fatal: 0, unparsed: 0, messages: {}, request_outcomes: {}, ttft_ms: null };
   let text = '';
   try {
     text = readFileSync(file, 'utf8');
   } catch {
     return out;
   }
-  const outcomes = {};
+  const ttft = [];
+  const bump = (o, k) => (o[k] = (o[k] ?? 0) + 1);
   for (const line of text.split('\n')) {
     if (!line) continue;
     let j;
     try {
       j = JSON.parse(line);
     } catch {
-      out.other_stderr++;
-      const k = line.slice(0, 160);
-      out.messages[k] = (out.messages[k] ?? 0) + 1;
+      out.unparsed++;
+      bump(out.messages, line.slice(0, 160));
       continue;
     }
-    if (j.msg === 'request' && j.outcome) outcomes[`${j.status} ${j.outcome}${j.error_code ? ' ' + j.error_code : ''}`] = (outcomes[`${j.status} ${j.outcome}${j.error_code ? ' ' + j.error_code : ''}`] ?? 0) + 1;
-    if (j.level < 40) continue;
+    if (j.msg === 'request' && j.outcome) {
+      bump(out.request_outcomes, `${j.status} ${j.outcome}${j.error_code ? ' ' + j.error_code : ''}`);
+      if (j.chunks === chunks && typeof j.ttft_ms === 'number') ttft.push(j.ttft_ms);
+    }
+    if (j.level < 40 || EXPECTED_STARTUP_WARNING.test(j.msg ?? '')) continue;
     const name = j.level >= 60 ? 'fatal' : j.level >= 50 ? 'error' : 'warn';
     out[name]++;
-    const k = `${name}: ${j.msg}${j.err ? ' — ' + (j.err.message ?? JSON.stringify(j.err)).slice(0, 120) : ''}`;
-    out.messages[k] = (out.messages[k] ?? 0) + 1;
+    bump(out.messages, `${name}: ${j.msg}${j.err ? ' — ' + String(j.err.message ?? JSON.stringify(j.err)).slice(0, 160) : ''}`);
   }
-  out.request_outcomes = outcomes;
+  ttft.sort((a, b) => a - b);
+  const q = (p) => (ttft.length ? ttft[Math.min(ttft.length - 1, Math.ceil(p * ttft.length) - 1)] : null);
+  if (ttft.length) out.ttft_ms = { n: ttft.length, p50: q(0.5), p99: q(0.99), max: ttft[ttft.length - 1] };
   return out;
 }
 
@@ -352,6 +361,7 @@ async function runLoad(opts, limitMs) {
 const SCENARIOS = {
   A: {
     title: 'TTFT at concurrency 1',
+    streamChunks: 5,
     run: (t) => runLoad({ mode: 'ttft', url: t.url, warmup: 50, requests: 300, chunks: 5, time_limit_ms: 40_000 }, 45_000),
   },
   B: {
@@ -373,6 +383,7 @@ const SCENARIOS = {
   },
   C: {
     title: '2,000 concurrent slow streams',
+    streamChunks: 10,
     run: (t) =>
       runLoad(
         {
@@ -385,6 +396,7 @@ const SCENARIOS = {
           warmup: 100,
           settle_ms: 1000,
           rss_pids: t.relay ? t.relay.rssPids() : [],
+          cpu_pids: t.relay ? t.relay.pids() : [],
         },
         50_000,
       ),
@@ -461,6 +473,7 @@ function buildRows(R, haveNginx) {
   row('A  TTFT p99 (ms)', (t) => A(t).ttft_ms.p99, { d: 3, ratioOf: (t) => A(t).ttft_ms.p99 });
   row('A  added TTFT p50 vs direct (ms)', (t) => addA(t, 'p50'), { d: 3, target: '≤ 0.4', pass: () => addA('gateway', 'p50') <= 0.4 });
   row('A  added TTFT p99 vs direct (ms)', (t) => addA(t, 'p99'), { d: 3, target: '≤ 2', pass: () => addA('gateway', 'p99') <= 2 });
+  row('A  (info) gateway-logged ttft p50/p99 (ms)', (t) => (t === 'gateway' ? `${A(t).gateway_log.ttft_ms.p50} / ${A(t).gateway_log.ttft_ms.p99}` : null));
   row('A  requests ok / errors', (t) => `${A(t).completed}/300, ${A(t).errors.count} err`);
   row('B  deltas/s at c=64', (t) => B(t).events_per_s, { d: 0, ratioOf: (t) => B(t).events_per_s, target: '≥ 0.6× direct', pass: () => B('gateway').events_per_s >= 0.6 * B('direct').events_per_s });
   row('B  relay CPU-seconds (8 s window)', (t) => B(t).relay_cpu_s);
@@ -471,6 +484,8 @@ function buildRows(R, haveNginx) {
   row('C  added inter-chunk p99 (gap−500, ms)', (t) => C(t).added_gap_ms.p99, { d: 2, target: '≤ 5', pass: () => C('gateway').added_gap_ms.p99 <= 5 });
   row('C  (info) gap − upstream gap p99 (ms)', (t) => C(t).added_gap_vs_upstream_ms.p99, { d: 2 });
   row('C  (info) upstream write→client p99 (ms)', (t) => C(t).chunk_latency_ms.p99, { d: 2 });
+  row('C  (info) all open after (ms) / relay CPU-s', (t) => `${C(t).all_open_after_ms} / ${fmt(C(t).relay_cpu_s_while_opening)}`);
+  row('C  (info) gateway-logged ttft p99 (ms)', (t) => (t === 'gateway' ? C(t).gateway_log.ttft_ms.p99 : null));
   row('C  RSS idle → all open (MB)', (t) => (C(t).rss_idle_kb == null ? null : `${(C(t).rss_idle_kb / 1024).toFixed(1)} → ${(C(t).rss_all_open_kb / 1024).toFixed(1)}`));
   row('C  KB per open stream', (t) => C(t).kb_per_stream, { d: 1, target: '≤ 40', pass: () => (C('gateway').kb_per_stream == null ? null : C('gateway').kb_per_stream <= 40) });
   row('D  upstream saw aborted (of 50)', (t) => D(t).upstream_saw_aborted, { d: 0, target: '= 50', pass: () => D('gateway').upstream_saw_aborted === 50 });
@@ -505,23 +520,17 @@ async function main() {
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${machine.platform}`);
   console.log(`load average before: ${machine.loadavg_before.join(' ')} (other work on this machine skews every column alike)`);
 
-  const nginxBin = findNginx();
+  const nginxBin = process.env.BENCH_SKIP_NGINX ? null : findNginx();
   let nginxVersion = null;
   if (nginxBin) {
     try {
-      nginxVersion = execFileSync(nginxBin, ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-    } catch (e) {
-      nginxVersion = String(e.stderr ?? '').trim() || null;
+      // `nginx -v` prints on stderr
+      nginxVersion = execFileSync('/bin/sh', ['-c', '"$0" -v 2>&1', nginxBin], { encoding: 'utf8' }).trim().replace(/^nginx version: /, '');
+    } catch {
+      nginxVersion = 'nginx (version unknown)';
     }
-    // `nginx -v` prints on stderr
-    if (!nginxVersion) {
-      try {
-        nginxVersion = execFileSync('/bin/sh', ['-c', `"${nginxBin}" -v 2>&1`], { encoding: 'utf8' }).trim();
-      } catch {
-        /* ignore */
-      }
-    }
-  } else console.log('note: nginx is not installed: the nginx column is skipped (apt-get install -y nginx to include it)');
+  } else if (process.env.BENCH_SKIP_NGINX) console.log('note: BENCH_SKIP_NGINX is set: the nginx column is skipped');
+  else console.log('note: nginx is not installed: the nginx column is skipped (apt-get install -y nginx to include it)');
   const targets = ['direct', 'gateway', ...(nginxBin ? ['nginx'] : [])];
 
   const upstream = await startUpstream();
@@ -545,8 +554,9 @@ async function main() {
       } finally {
         if (relay) await stop(relay.child);
         if (name === 'gateway' && relay) {
-          const p = gatewayProblems(relay.logFile);
+          const p = readGatewayLog(relay.logFile, sc.streamChunks);
           problems[`${key}/gateway`] = p;
+          if (results[key][name] && !results[key][name].error) results[key][name].gateway_log = { ttft_ms: p.ttft_ms, request_outcomes: p.request_outcomes };
         }
         if (name === 'nginx' && relay) {
           const errs = readFileSync(relay.logFile, 'utf8').trim();
@@ -571,10 +581,10 @@ async function main() {
     .map((t) => `${t}: load generator ${B[t].loadgen_cpu_s} CPU-s, upstream ${B[t].upstream_cpu_s} CPU-s`)
     .join('; ');
   if (cpuNote) console.log(`B, CPU over the 8 s window (2 cores = 16 CPU-s in all) — ${cpuNote}`);
-  console.log(`gateway: LOG_LEVEL=${GATEWAY_LOG_LEVEL}, default HEARTBEAT_MS, fresh process per scenario; nginx ${nginxVersion ?? 'absent'}: worker_processes auto, proxy_buffering off, upstream keepalive 256, access_log on`);
+  console.log(`gateway: LOG_LEVEL=${GATEWAY_LOG_LEVEL}, default HEARTBEAT_MS, fresh process per scenario; ${nginxVersion ?? 'nginx absent'}: worker_processes auto, proxy_buffering off, upstream keepalive 256, access_log on`);
   for (const [k, p] of Object.entries(problems)) {
     if (Array.isArray(p)) console.log(`${k} error.log: ${p.join(' / ').slice(0, 400)}`);
-    else if (p.warn || p.error || p.fatal || p.other_stderr) console.log(`${k} log: ${p.warn} warn, ${p.error} error, ${p.fatal} fatal; ${JSON.stringify(p.messages).slice(0, 600)}`);
+    else if (p.warn || p.error || p.fatal || p.unparsed) console.log(`${k} log: ${p.warn} warn, ${p.error} error, ${p.fatal} fatal; ${JSON.stringify(p.messages).slice(0, 600)}`);
   }
   for (const [k, byT] of Object.entries(results)) {
     for (const [t, r] of Object.entries(byT)) {

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
@@ -43,6 +43,8 @@ export interface Gateway {
 
 /** Builds the gateway from a validated config. Never listens; no global state. */
 export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<Gateway> {
+  const reqPrefix = randomBytes(4).toString('hex') + '-';
+  let reqSeq = 0;
   const app = Fastify({
     loggerInstance: (deps.logger ?? createLogger(config.logLevel)) as FastifyBaseLogger,
     // The request-summary plugin writes the one line per request instead.
@@ -51,7 +53,8 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
     // Streams are drained before close (SIGTERM); what is left after that is cut.
     forceCloseConnections: true,
     return503OnClosing: true,
-    genReqId: () => randomUUID(),
+    // Unique across replicas (random prefix per process) and cheap per request.
+    genReqId: () => reqPrefix + (++reqSeq).toString(36),
     requestIdHeader: false,
     routerOptions: { maxParamLength: 200 },
   });
@@ -82,6 +85,7 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   app.addHook('onReady', () => catalog.start());
   app.addHook('onClose', async () => {
     catalog.close();
+    relay.close();
     store.close();
     for (const u of upstreams.values()) await u.close?.();
   });

@@ -2,7 +2,8 @@ import { performance } from 'node:perf_hooks';
 import { GatewayAbort, GatewayError, fromUpstreamFailure, type AbortReason } from '../errors.js';
 import type { ChatRequest } from '../schema/chat-request.js';
 import type { StreamLog, Usage } from '../streams/stream-log.js';
-import type { ChatUpstream } from '../upstream/types.js';
+import { dataFrames } from '../sse/frame.js';
+import { UpstreamError, type ChatUpstream } from '../upstream/types.js';
 
 export type Outcome = 'completed' | 'client_aborted' | 'upstream_error' | 'rejected';
 
@@ -21,7 +22,8 @@ export interface GenerationOptions {
   now?: () => number;
 }
 
-const FINISH_REASON = /"finish_reason":"([^"]*)"/;
+const FINISH = '"finish_reason":"';
+const USAGE = '"usage":{';
 
 /**
  * One upstream generation feeding one stream log. `open()` pulls the first
@@ -90,6 +92,8 @@ export class Generation {
         if (r.done) break;
         this.accept(r.value);
       }
+      // An upstream that closes without [DONE] and without a finish_reason was cut off.
+      if (this.finishReason === null) throw new UpstreamError(502, 'the upstream ended the stream before it finished', this.opts.upstream.name);
       this.outcome = 'completed';
       log.finish({ kind: 'done', finish_reason: this.finishReason, usage: this.usage }, this.now());
     } catch (e) {
@@ -109,21 +113,40 @@ export class Generation {
     }
   }
 
-  /** Scans a batch for the few fields the gateway needs; parses only chunks that carry them. */
+  /**
+   * Frames a batch once and scans the framed text for the two fields the
+   * gateway needs (finish_reason, usage): one native search each per batch,
+   * and a JSON.parse only for the one chunk that carries usage.
+   */
   private accept(batch: string[]): void {
-    let out = batch;
-    for (let i = 0; i < batch.length; i++) {
-      const p = batch[i]!;
-      if (this.finishReason === null && p.includes('"finish_reason":"')) this.finishReason = FINISH_REASON.exec(p)?.[1] ?? null;
-      if (p.includes('"usage":{')) {
-        const chunk = JSON.parse(p) as { usage?: Usage; choices?: unknown[] };
-        if (chunk.usage) this.usage = chunk.usage;
-        // The gateway asked for usage on the client's behalf: hide the extra chunk from a client that did not.
-        if (!this.opts.clientWantsUsage && chunk.choices?.length === 0) out = out.filter((x) => x !== p);
+    const log = this.opts.log;
+    let framed = dataFrames(log.lastId + 1, batch);
+    let count = batch.length;
+    if (this.finishReason === null) {
+      const at = framed.indexOf(FINISH);
+      if (at !== -1) this.finishReason = framed.slice(at + FINISH.length, framed.indexOf('"', at + FINISH.length));
+    }
+    if (framed.indexOf(USAGE) !== -1) {
+      // The usage chunk comes last: look from the end, and stop at the first that carries it.
+      for (let i = batch.length - 1; i >= 0; i--) {
+        if (!batch[i]!.includes(USAGE)) continue;
+        if (!this.takeUsage(batch[i]!)) {
+          const kept = batch.slice(0, i).concat(batch.slice(i + 1));
+          count = kept.length;
+          framed = dataFrames(log.lastId + 1, kept);
+        }
+        break;
       }
     }
-    this.chunks += out.length;
-    if (out.length > 0) this.opts.log.append(out);
+    this.chunks += count;
+    log.appendFramed(framed, count);
+  }
+
+  /** Records a chunk's usage; false when the chunk exists only for it and the client did not ask. */
+  private takeUsage(payload: string): boolean {
+    const chunk = JSON.parse(payload) as { usage?: Usage; choices?: unknown[] };
+    if (chunk.usage) this.usage = chunk.usage;
+    return this.opts.clientWantsUsage || chunk.choices?.length !== 0;
   }
 }
 

@@ -2,6 +2,7 @@ import type { FastifyReply } from 'fastify';
 import type { Config } from '../config.js';
 import { GatewayAbort, fromUpstreamFailure } from '../errors.js';
 import type { ChatRequest } from '../schema/chat-request.js';
+import { HeartbeatTicker } from '../sse/heartbeat.js';
 import { SseWriter, type SseStyle } from '../sse/writer.js';
 import type { MemoryStreamStore } from '../streams/memory-store.js';
 import type { StreamLog } from '../streams/stream-log.js';
@@ -23,8 +24,15 @@ export interface RelayDeps {
  */
 export class Relay {
   private readonly active = new Set<Generation>();
+  private readonly heartbeat: HeartbeatTicker;
 
-  constructor(private readonly deps: RelayDeps) {}
+  constructor(private readonly deps: RelayDeps) {
+    this.heartbeat = new HeartbeatTicker(deps.config.heartbeatMs);
+  }
+
+  close(): void {
+    this.heartbeat.stop();
+  }
 
   get activeCount(): number {
     return this.active.size;
@@ -83,7 +91,7 @@ export class Relay {
     opts: { style: SseStyle; afterId: number; headers?: Record<string, string>; preamble?: string; onClientGone?: () => void },
   ): SseWriter {
     reply.hijack();
-    const writer = new SseWriter(reply.raw, opts.style, this.deps.config.heartbeatMs);
+    const writer = new SseWriter(reply.raw, opts.style, this.heartbeat);
     writer.open({ ...(reply.getHeaders() as Record<string, string>), ...opts.headers }, opts.preamble);
     writer.onClientGone = () => {
       log.detach(writer);

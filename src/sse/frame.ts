@@ -18,6 +18,13 @@ export function dataFrame(id: number, payload: string): string {
   return 'id: ' + id + '\ndata: ' + payload + '\n\n';
 }
 
+/** Frames a batch of payloads as one string, ids from `firstId` on: one write per upstream read. */
+export function dataFrames(firstId: number, payloads: readonly string[]): string {
+  let out = '';
+  for (let i = 0; i < payloads.length; i++) out += 'id: ' + (firstId + i) + '\ndata: ' + payloads[i] + '\n\n';
+  return out;
+}
+
 export function namedFrame(event: string, id: number, payload: string): string {
   return 'id: ' + id + '\nevent: ' + event + '\ndata: ' + payload + '\n\n';
 }
@@ -33,12 +40,12 @@ export function retryFrame(ms: number): string {
  * framing. Only the braces are checked there, not the full JSON grammar;
  * anything else is parsed and re-encoded, or rejected.
  */
-export function toSingleLineJson(data: string): string {
+export function toSingleLineJson(data: string, multiLine = true): string {
   if (
     data.charCodeAt(0) === 123 /* { */ &&
     data.charCodeAt(data.length - 1) === 125 /* } */ &&
-    data.indexOf('\n') === -1 &&
-    data.indexOf('\r') === -1
+    // The parser already split lines: one data: line holds no line end.
+    (!multiLine || (data.indexOf('\n') === -1 && data.indexOf('\r') === -1))
   ) {
     return data;
   }

@@ -1,3 +1,5 @@
+import { StringDecoder } from 'node:string_decoder';
+
 /**
  * Incremental SSE parser: bytes → lines → events, per WHATWG HTML §9.2.6.
  * Lines may end in \n, \r\n or \r, split anywhere across reads, and multi-byte
@@ -6,14 +8,21 @@
  */
 
 export interface SseSink {
-  /** One dispatched event. `event` is '' for unnamed events. */
-  onEvent(data: string, event: string): void;
+  /**
+   * One dispatched event. `event` is '' for unnamed events; `multiLine` says
+   * the data came from several `data:` lines (joined with \n, per the spec).
+   */
+  onEvent(data: string, event: string, multiLine: boolean): void;
 }
 
 export class SseParser {
-  private readonly decoder = new TextDecoder('utf-8');
+  // StringDecoder keeps a character split across reads, and is lighter per stream than TextDecoder.
+  private readonly decoder = new StringDecoder('utf8');
   private rest = '';
   private data: string | null = null;
+  private multiLine = false;
+  /** The spec drops one byte-order mark at the start of the stream. */
+  private atStart = true;
   private event = '';
   /** The previous read ended in \r: a \n starting the next one belongs to it. */
   private skipLF = false;
@@ -21,11 +30,15 @@ export class SseParser {
   constructor(private readonly sink: SseSink) {}
 
   push(bytes: Uint8Array): void {
-    this.pushText(this.decoder.decode(bytes, { stream: true }));
+    this.pushText(this.decoder.write(bytes as Buffer));
   }
 
   pushText(text: string): void {
     let s = this.rest.length > 0 ? this.rest + text : text;
+    if (this.atStart && s.length > 0) {
+      this.atStart = false;
+      if (s.charCodeAt(0) === 0xfeff) s = s.slice(1);
+    }
     if (this.skipLF && s.length > 0) {
       this.skipLF = false;
       if (s.charCodeAt(0) === 10) s = s.slice(1);
@@ -45,17 +58,19 @@ export class SseParser {
 
   /** End of input: an event without its blank line is not dispatched (the spec says so). */
   end(): void {
-    this.pushText(this.decoder.decode());
+    this.pushText(this.decoder.end());
     this.rest = '';
     this.skipLF = false;
     this.data = null;
+    this.multiLine = false;
     this.event = '';
   }
 
   private line(s: string, start: number, end: number): void {
     if (start === end) {
-      if (this.data !== null) this.sink.onEvent(this.data, this.event);
+      if (this.data !== null) this.sink.onEvent(this.data, this.event, this.multiLine);
       this.data = null;
+      this.multiLine = false;
       this.event = '';
       return;
     }
@@ -64,7 +79,11 @@ export class SseParser {
     if (c === 100 /* d */ && s.startsWith('data', start)) {
       const v = this.value(s, start + 4, end);
       if (v === null) return;
-      this.data = this.data === null ? v : this.data + '\n' + v;
+      if (this.data === null) this.data = v;
+      else {
+        this.data = this.data + '\n' + v;
+        this.multiLine = true;
+      }
     } else if (c === 101 /* e */ && s.startsWith('event', start)) {
       const v = this.value(s, start + 5, end);
       if (v !== null) this.event = v;

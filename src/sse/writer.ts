@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { LogReader, StreamEnd } from '../streams/stream-log.js';
 import { DONE_FRAME, PING_FRAME, SSE_HEADERS, dataFrame, namedFrame } from './frame.js';
+import type { Beating, HeartbeatTicker } from './heartbeat.js';
 
 /**
  * How a stream ends on the wire. `openai`: `data: [DONE]`, or a data event
@@ -14,10 +15,9 @@ export type SseStyle = 'openai' | 'eventsource';
  * batch, heartbeats while idle, and a congestion signal the generation waits
  * on instead of buffering without bound.
  */
-export class SseWriter implements LogReader {
+export class SseWriter implements LogReader, Beating {
   ended = false;
-  private idle = true;
-  private heartbeat: NodeJS.Timeout | null = null;
+  wrote = true;
   private drain: Promise<void> | null = null;
   private releaseDrain: (() => void) | null = null;
   /** Called once if the client goes away before the stream's end was written. */
@@ -26,7 +26,7 @@ export class SseWriter implements LogReader {
   constructor(
     private readonly res: ServerResponse,
     private readonly style: SseStyle,
-    private readonly heartbeatMs: number,
+    private readonly heartbeat: HeartbeatTicker,
   ) {
     res.once('close', this.onClose);
   }
@@ -34,22 +34,26 @@ export class SseWriter implements LogReader {
   /** Commits to 200 and flushes the headers at once, so clients and proxies see the stream start. */
   open(headers: OutgoingHttpHeaders, preamble?: string): void {
     this.res.writeHead(200, { ...headers, ...SSE_HEADERS });
-    if (preamble) this.write(preamble);
+    if (preamble) this.onText(preamble);
     else this.res.flushHeaders();
-    this.heartbeat = setInterval(this.beat, this.heartbeatMs);
-    this.heartbeat.unref();
+    this.heartbeat.add(this);
   }
 
-  onFrames(frames: readonly string[], from: number, to: number): void {
-    let out = frames[from]!;
-    for (let i = from + 1; i < to; i++) out += frames[i]!;
-    this.write(out);
+  onText(text: string): void {
+    this.wrote = true;
+    if (this.res.write(text) || this.drain) return;
+    this.drain = new Promise((resolve) => (this.releaseDrain = resolve));
+    this.res.once('drain', this.onDrain);
+  }
+
+  ping(): void {
+    this.onText(PING_FRAME);
   }
 
   onEnd(end: StreamEnd, id: number): void {
     if (this.ended) return;
     this.ended = true;
-    this.stopHeartbeat();
+    this.heartbeat.remove(this);
     if (this.res.destroyed) return;
     if (this.style === 'openai') {
       if (end.kind === 'done') this.res.end(DONE_FRAME);
@@ -65,13 +69,6 @@ export class SseWriter implements LogReader {
     return this.drain;
   }
 
-  private write(chunk: string): void {
-    this.idle = false;
-    if (this.res.write(chunk) || this.drain) return;
-    this.drain = new Promise((resolve) => (this.releaseDrain = resolve));
-    this.res.once('drain', this.onDrain);
-  }
-
   private readonly onDrain = (): void => {
     const release = this.releaseDrain;
     this.drain = null;
@@ -79,13 +76,8 @@ export class SseWriter implements LogReader {
     release?.();
   };
 
-  private readonly beat = (): void => {
-    if (this.idle) this.write(PING_FRAME);
-    this.idle = true;
-  };
-
   private readonly onClose = (): void => {
-    this.stopHeartbeat();
+    this.heartbeat.remove(this);
     this.res.off('drain', this.onDrain);
     this.onDrain();
     if (!this.ended) {
@@ -93,11 +85,6 @@ export class SseWriter implements LogReader {
       this.onClientGone?.();
     }
   };
-
-  private stopHeartbeat(): void {
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = null;
-  }
 }
 
 function errorJson(end: Extract<StreamEnd, { kind: 'error' }>): string {

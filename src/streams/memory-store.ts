@@ -8,9 +8,19 @@ export interface StreamStoreLimits {
   maxStreams: number;
 }
 
+// CSPRNG bytes drawn 4 KB at a time: one syscall per 256 ids instead of one each.
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+
 /** 128 random bits, URL-safe: the id is the read capability, so it must be unguessable. */
 export function newStreamId(): string {
-  return 'str_' + randomBytes(16).toString('base64url');
+  if (poolAt + 16 > pool.length) {
+    pool = randomBytes(4096);
+    poolAt = 0;
+  }
+  const id = 'str_' + pool.toString('base64url', poolAt, poolAt + 16);
+  poolAt += 16;
+  return id;
 }
 
 /** In-process stream logs: bounded in count and in time after the end. */

@@ -1,5 +1,3 @@
-import { dataFrame } from '../sse/frame.js';
-
 export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
@@ -13,8 +11,8 @@ export type StreamEnd =
 
 /** Someone following a log: an SSE writer on a client connection. */
 export interface LogReader {
-  /** `frames[from..to)` are new; each is a complete `id:`/`data:` event. */
-  onFrames(frames: readonly string[], from: number, to: number): void;
+  /** Framed `id:`/`data:` events, complete, in order. */
+  onText(text: string): void;
   onEnd(end: StreamEnd, id: number): void;
   /** A promise while the reader's socket is full: the generation waits on it. */
   congestion(): Promise<void> | null;
@@ -22,15 +20,19 @@ export interface LogReader {
 
 /**
  * One generation's events, framed once as they arrive and kept for replay.
- * Event n (1-based) is frames[n-1]; the final event has id frames.length + 1.
- * Readers may come and go; each gets every event after the id it names.
+ * Events are stored per upstream batch (one string each, as written to the
+ * wire), so the live path costs no per-event objects; a replay that starts
+ * inside a batch finds the frame boundary by its id line.
  */
 export class StreamLog {
-  readonly frames: string[] = [];
+  private readonly batches: string[] = [];
+  private readonly firstIds: number[] = [];
+  /** Id of the last data event; the final event has lastId + 1. */
+  lastId = 0;
   end: StreamEnd | null = null;
   endedAt = 0;
   private readonly readers = new Set<LogReader>();
-  /** Called when the last reader leaves before the end, and when a reader arrives. */
+  /** Called when the number of readers changes. */
   onReadersChange: ((count: number) => void) | null = null;
 
   constructor(
@@ -43,14 +45,16 @@ export class StreamLog {
   }
 
   get finalId(): number {
-    return this.frames.length + 1;
+    return this.lastId + 1;
   }
 
-  append(payloads: readonly string[]): void {
-    const from = this.frames.length;
-    for (let i = 0; i < payloads.length; i++) this.frames.push(dataFrame(from + i + 1, payloads[i]!));
-    const to = this.frames.length;
-    for (const r of this.readers) r.onFrames(this.frames, from, to);
+  /** Appends `count` events framed by dataFrames(lastId + 1, …). */
+  appendFramed(text: string, count: number): void {
+    if (count === 0) return;
+    this.batches.push(text);
+    this.firstIds.push(this.lastId + 1);
+    this.lastId += count;
+    for (const r of this.readers) r.onText(text);
   }
 
   finish(end: StreamEnd, now: number): void {
@@ -60,12 +64,35 @@ export class StreamLog {
     const id = this.finalId;
     for (const r of this.readers) r.onEnd(end, id);
     this.readers.clear();
+    this.onReadersChange?.(0);
+  }
+
+  /** The framed events after `afterId` (all of them for 0). */
+  textAfter(afterId: number): string {
+    if (afterId >= this.lastId) return '';
+    // The last batch whose first id is <= afterId + 1.
+    let lo = 0;
+    let hi = this.firstIds.length - 1;
+    const want = Math.max(1, afterId + 1);
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.firstIds[mid]! <= want) lo = mid;
+      else hi = mid - 1;
+    }
+    let head = this.batches[lo]!;
+    if (this.firstIds[lo]! < want) {
+      // Data lines never hold a line end, so "\n\nid: N\n" only occurs at a frame start.
+      head = head.slice(head.indexOf('\n\nid: ' + want + '\n') + 2);
+    }
+    let out = head;
+    for (let i = lo + 1; i < this.batches.length; i++) out += this.batches[i]!;
+    return out;
   }
 
   /** Replays the events after `afterId`, then follows live ones until the end. */
   attach(reader: LogReader, afterId: number): void {
-    const from = Math.max(0, Math.min(afterId, this.frames.length));
-    if (from < this.frames.length) reader.onFrames(this.frames, from, this.frames.length);
+    const replay = this.textAfter(afterId);
+    if (replay) reader.onText(replay);
     if (this.end) {
       reader.onEnd(this.end, this.finalId);
       return;
