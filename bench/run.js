@@ -212,7 +212,9 @@ async function startGateway(upstream, tag) {
     LOG_LEVEL: GATEWAY_LOG_LEVEL,
     // HEARTBEAT_MS, CHAT_RESUME_GRACE_MS, UPSTREAM_TIMEOUT_MS: defaults.
   };
-  const child = start(`gateway(${tag})`, process.execPath, [join(ROOT, 'dist/server.js')], { env, stdout: fd, stderr: fd });
+  // BENCH_GATEWAY_NODE_ARGS: extra node flags for experiments (the default run passes none).
+  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = start(`gateway(${tag})`, process.execPath, [...nodeArgs, join(ROOT, 'dist/server.js')], { env, stdout: fd, stderr: fd });
   closeSync(fd);
   const base = `http://127.0.0.1:${port}`;
   try {
@@ -537,7 +539,10 @@ async function main() {
   log(`fake upstream on ${upstream.base}`);
   const results = {};
   const problems = {};
+  // BENCH_ONLY=AC runs a subset (for profiling); the full run is what BENCHMARKS.md quotes.
+  const only = process.env.BENCH_ONLY;
   for (const [key, sc] of Object.entries(SCENARIOS)) {
+    if (only && !only.includes(key)) continue;
     results[key] = {};
     for (const name of targets) {
       let relay = null;

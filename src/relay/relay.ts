@@ -98,6 +98,8 @@ export class Relay {
       opts.onClientGone?.();
     };
     log.attach(writer, opts.afterId);
+    // Usually the replay above already carried the headers out in the same packet as the first events.
+    writer.flush();
     return writer;
   }
 

@@ -31,12 +31,17 @@ export class SseWriter implements LogReader, Beating {
     res.once('close', this.onClose);
   }
 
-  /** Commits to 200 and flushes the headers at once, so clients and proxies see the stream start. */
+  /** Commits to 200. The headers leave with the first write, or with flush(). */
   open(headers: OutgoingHttpHeaders, preamble?: string): void {
     this.res.writeHead(200, { ...headers, ...SSE_HEADERS });
+    this.wrote = false;
     if (preamble) this.onText(preamble);
-    else this.res.flushHeaders();
     this.heartbeat.add(this);
+  }
+
+  /** Sends the headers now if nothing else did: clients and proxies must see the stream start at once. */
+  flush(): void {
+    if (!this.wrote && !this.res.headersSent) this.res.flushHeaders();
   }
 
   onText(text: string): void {
