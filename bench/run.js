@@ -611,4 +611,6 @@ try {
 } finally {
   cleanup();
   clearTimeout(deadline);
+  // Keep-alive sockets and child pipes would hold the process open: the bench is over.
+  process.exit(process.exitCode ?? 0);
 }

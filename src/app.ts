@@ -15,6 +15,8 @@ import { StreamSlots } from './relay/stream-slots.js';
 import { chatCompletionsRoutes } from './routes/chat-completions.js';
 import { healthRoutes, type GatewayState } from './routes/health.js';
 import { modelsRoutes } from './routes/models.js';
+import { streamsRoutes } from './routes/streams.js';
+import { StreamDirectory, type SharedStreams } from './streams/directory.js';
 import { MemoryStreamStore } from './streams/memory-store.js';
 import { buildUpstreams, upstreamSecrets } from './upstream/build.js';
 import { ModelCatalog } from './upstream/catalog.js';
@@ -25,6 +27,8 @@ export interface AppDeps {
   /** Replaces the upstream clients built from config (tests inject fakes here). */
   upstreams?: Map<string, ChatUpstream>;
   state?: GatewayState;
+  /** The cross-replica stream mirror (Redis); none means streams resume on this replica only. */
+  shared?: SharedStreams;
 }
 
 export interface Gateway {
@@ -63,9 +67,10 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   const state = deps.state ?? { draining: false };
   const upstreams = deps.upstreams ?? buildUpstreams(config);
   const catalog = new ModelCatalog(config, upstreams, app.log);
-  const store = new MemoryStreamStore({ ttlMs: 10 * 60_000, maxStreams: 10_000 });
+  const store = new MemoryStreamStore({ ttlMs: config.limits.streamTtlMs, maxStreams: config.limits.maxStreams });
   const slots = new StreamSlots(config.maxConcurrentStreams);
   const relay = new Relay({ config, store, slots, secrets: upstreamSecrets(config) });
+  const streams = new StreamDirectory(store, deps.shared ?? null);
 
   const inflight = new Inflight();
   registerErrorHandler(app);
@@ -79,7 +84,8 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
     registerAuth(v1, config.gatewayApiKeys);
     await registerRateLimit(v1, config);
     await v1.register(modelsRoutes, { catalog });
-    await v1.register(chatCompletionsRoutes, { config, relay, catalog });
+    await v1.register(chatCompletionsRoutes, { config, relay, catalog, streams });
+    await v1.register(streamsRoutes, { config, relay, catalog, streams });
   });
 
   app.addHook('onReady', () => catalog.start());

@@ -32,6 +32,12 @@ const limitsSchema = z.strictObject({
   maxMessages: int(1).default(512),
   maxPromptChars: int(1).default(1_000_000),
   maxTokens: int(1).default(131_072),
+  /** Events kept per stream for resume; a longer generation is stopped with an error event. */
+  maxEventsPerStream: int(1).default(100_000),
+  /** Streams kept in process (running and finished); the oldest finished go first. */
+  maxStreams: int(1).default(10_000),
+  /** How long a finished stream stays readable. */
+  streamTtlMs: int(1000).default(600_000),
 });
 
 const mockSchema = z.strictObject({

@@ -2,6 +2,13 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { GatewayError } from '../errors.js';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Readable without a key: the URL itself is the capability (EventSource sends no headers). */
+    public?: boolean;
+  }
+}
+
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 /** A loggable id for a key: a hash prefix, never the key itself. */
@@ -18,6 +25,7 @@ export function registerAuth(app: FastifyInstance, keys: readonly string[]): voi
   if (keys.length === 0) return;
   const known = keys.map((k) => ({ digest: digest(k), id: keyIdOf(k) }));
   app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config.public) return;
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer[ \t]+(\S{1,512})[ \t]*$/i.exec(header) : null;
     if (!match) throw new GatewayError('unauthorized', 'Missing API key: send Authorization: Bearer <key>');

@@ -19,6 +19,8 @@ export interface GenerationOptions {
   secrets: readonly string[];
   /** performance.now() at request arrival, for TTFT. */
   startedAt: number;
+  /** The log keeps every event for resume; past this many the generation is stopped. */
+  maxEvents?: number;
   now?: () => number;
 }
 
@@ -77,6 +79,24 @@ export class Generation {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** open() then pump(), for a generation nobody awaits: a failure to open ends the log with an error event. */
+  async run(): Promise<void> {
+    try {
+      await this.open();
+    } catch {
+      const reason: unknown = this.controller.signal.reason;
+      if (reason instanceof GatewayAbort && reason.reason !== 'upstream_timeout') {
+        this.opts.log.finish({ kind: 'error', type: reason.reason, message: abortMessage(reason.reason) }, this.now());
+      } else {
+        const e = this.error!;
+        this.opts.log.finish({ kind: 'error', type: e.type, code: e.code, message: e.message }, this.now());
+      }
+      this.onFinished?.();
+      return;
+    }
+    await this.pump();
   }
 
   /** Pulls until the upstream ends, fails or is aborted, and ends the log accordingly. Never rejects. */
@@ -140,6 +160,7 @@ export class Generation {
     }
     this.chunks += count;
     log.appendFramed(framed, count);
+    if (this.opts.maxEvents !== undefined && log.lastId >= this.opts.maxEvents) this.abort('stream_too_long');
   }
 
   /** Records a chunk's usage; false when the chunk exists only for it and the client did not ask. */
@@ -162,5 +183,7 @@ function abortMessage(reason: AbortReason): string {
       return 'no reader came back in time; the generation was stopped';
     case 'shutdown':
       return 'the gateway is shutting down; reconnect to resume';
+    case 'stream_too_long':
+      return 'the stream reached the gateway\'s limit of events per stream';
   }
 }

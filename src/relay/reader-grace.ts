@@ -5,9 +5,26 @@ import type { Generation } from './generation.js';
  * Aborts a generation once it has had no reader for `graceMs` (at once for 0),
  * and forgives it when a reader comes back in time.
  */
-export function watchReaders(gen: Generation, graceMs: number, reason: AbortReason): void {
+export function watchReaders(
+  gen: Generation,
+  graceMs: number,
+  reason: AbortReason,
+  remoteReaders?: (id: string) => Promise<number>,
+): void {
   let timer: NodeJS.Timeout | null = null;
   const log = gen.log;
+  const expire = async () => {
+    timer = null;
+    // Readers on other replicas (Redis) count too: look before stopping the generation.
+    const elsewhere = remoteReaders ? await remoteReaders(log.id).catch(() => 0) : 0;
+    if (log.end || log.readerCount > 0) return;
+    if (elsewhere > 0) arm();
+    else gen.abort(reason);
+  };
+  const arm = () => {
+    timer ??= setTimeout(() => void expire(), graceMs);
+    timer.unref();
+  };
   const onChange = (readers: number) => {
     if (readers > 0 || log.end) {
       if (timer) clearTimeout(timer);
@@ -15,8 +32,7 @@ export function watchReaders(gen: Generation, graceMs: number, reason: AbortReas
       return;
     }
     if (graceMs === 0) return gen.abort(reason);
-    timer ??= setTimeout(() => gen.abort(reason), graceMs);
-    timer.unref();
+    arm();
   };
   log.onReadersChange = onChange;
   const previous = gen.onFinished;

@@ -5,7 +5,7 @@ import type { ChatRequest } from '../schema/chat-request.js';
 import { HeartbeatTicker } from '../sse/heartbeat.js';
 import { SseWriter, type SseStyle } from '../sse/writer.js';
 import type { MemoryStreamStore } from '../streams/memory-store.js';
-import type { StreamLog } from '../streams/stream-log.js';
+import type { ReadableLog } from '../streams/stream-log.js';
 import type { Target } from '../upstream/catalog.js';
 import { Generation } from './generation.js';
 import type { StreamSlots } from './stream-slots.js';
@@ -48,6 +48,45 @@ export class Relay {
    * (429 slots, 502/504 upstream…) while nothing has been committed yet.
    */
   async start(target: Target, body: ChatRequest, keyId: string, startedAt: number, reply: FastifyReply): Promise<Generation> {
+    const gen = this.create(target, body, keyId, startedAt);
+    // Until serve() takes over, a client that leaves must still stop the upstream.
+    const onClose = () => gen.abort('client_disconnected');
+    reply.raw.once('close', onClose);
+    try {
+      await gen.open();
+    } catch (e) {
+      gen.onFinished?.();
+      this.deps.store.delete(gen.log.id);
+      throw e;
+    } finally {
+      reply.raw.off('close', onClose);
+    }
+    void gen.pump();
+    return gen;
+  }
+
+  /**
+   * Starts a generation nobody waits for (POST /v1/streams): failures, even
+   * before the first byte, end its log with an error event for readers.
+   */
+  launch(target: Target, body: ChatRequest, keyId: string, startedAt: number): Generation {
+    const gen = this.create(target, body, keyId, startedAt);
+    void gen.run();
+    return gen;
+  }
+
+  /** Deletes a stream: aborts its upstream. False when no generation runs it here. */
+  abort(streamId: string): boolean {
+    for (const gen of this.active) {
+      if (gen.log.id === streamId) {
+        gen.abort('deleted');
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private create(target: Target, body: ChatRequest, keyId: string, startedAt: number): Generation {
     const release = this.deps.slots.acquire(keyId);
     const log = this.deps.store.create(keyId);
     const gen = new Generation({
@@ -58,26 +97,13 @@ export class Relay {
       clientWantsUsage: body.stream_options?.include_usage === true,
       secrets: this.deps.secrets,
       startedAt,
+      maxEvents: this.deps.config.limits.maxEventsPerStream,
     });
     gen.onFinished = () => {
       this.active.delete(gen);
       release();
     };
     this.active.add(gen);
-    // Until serve() takes over, a client that leaves must still stop the upstream.
-    const onClose = () => gen.abort('client_disconnected');
-    reply.raw.once('close', onClose);
-    try {
-      await gen.open();
-    } catch (e) {
-      this.active.delete(gen);
-      release();
-      this.deps.store.delete(log.id);
-      throw e;
-    } finally {
-      reply.raw.off('close', onClose);
-    }
-    void gen.pump();
     return gen;
   }
 
@@ -87,8 +113,15 @@ export class Relay {
    */
   serve(
     reply: FastifyReply,
-    log: StreamLog,
-    opts: { style: SseStyle; afterId: number; headers?: Record<string, string>; preamble?: string; onClientGone?: () => void },
+    log: ReadableLog,
+    opts: {
+      style: SseStyle;
+      afterId: number;
+      headers?: Record<string, string>;
+      preamble?: string;
+      onClientGone?: () => void;
+      onEnd?: () => void;
+    },
   ): SseWriter {
     reply.hijack();
     const writer = new SseWriter(reply.raw, opts.style, this.heartbeat);
@@ -97,6 +130,7 @@ export class Relay {
       log.detach(writer);
       opts.onClientGone?.();
     };
+    writer.onEnded = opts.onEnd ?? null;
     log.attach(writer, opts.afterId);
     // Usually the replay above already carried the headers out in the same packet as the first events.
     writer.flush();

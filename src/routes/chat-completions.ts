@@ -5,16 +5,18 @@ import { watchReaders } from '../relay/reader-grace.js';
 import { chatRequestSchema } from '../schema/chat-request.js';
 import { validateBody } from '../schema/validate.js';
 import type { Usage } from '../streams/stream-log.js';
+import type { StreamDirectory } from '../streams/directory.js';
 import type { ModelCatalog } from '../upstream/catalog.js';
 
 export interface ChatRouteOptions {
   config: Config;
   relay: Relay;
   catalog: ModelCatalog;
+  streams: StreamDirectory;
 }
 
 /** POST /v1/chat/completions: OpenAI-compatible, JSON or SSE. */
-export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async (app, { config, relay, catalog }) => {
+export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async (app, { config, relay, catalog, streams }) => {
   const schema = chatRequestSchema(config.limits);
 
   app.post('/v1/chat/completions', async (request, reply) => {
@@ -33,7 +35,9 @@ export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async
     const gen = await relay.start(target, body, summary.limitKey, summary.startedAt, reply);
     summary.generation = gen;
     // CHAT_RESUME_GRACE_MS=0: the upstream is aborted the moment the client leaves.
-    watchReaders(gen, config.chatResumeGraceMs, 'client_disconnected');
+    watchReaders(gen, config.chatResumeGraceMs, 'client_disconnected', (id) => streams.remoteReaders(id));
+    // Resumable on GET /v1/streams/<X-Stream-Id>, on this replica or (with Redis) another.
+    streams.publish(gen.log);
     relay.serve(reply, gen.log, { style: 'openai', afterId: 0, headers: { 'x-stream-id': gen.log.id } });
     return reply;
   });

@@ -22,6 +22,8 @@ export class SseWriter implements LogReader, Beating {
   private releaseDrain: (() => void) | null = null;
   /** Called once if the client goes away before the stream's end was written. */
   onClientGone: (() => void) | null = null;
+  /** Called once the stream's end was written. */
+  onEnded: (() => void) | null = null;
 
   constructor(
     private readonly res: ServerResponse,
@@ -68,6 +70,7 @@ export class SseWriter implements LogReader, Beating {
     } else {
       this.res.end(namedFrame('error', id, errorJson(end)));
     }
+    this.onEnded?.();
   }
 
   congestion(): Promise<void> | null {

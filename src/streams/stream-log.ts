@@ -18,13 +18,32 @@ export interface LogReader {
   congestion(): Promise<void> | null;
 }
 
+/** What a reader needs of a log, wherever it lives (this process, or Redis for another replica's). */
+export interface ReadableLog {
+  readonly id: string;
+  readonly lastId: number;
+  readonly finalId: number;
+  readonly end: StreamEnd | null;
+  attach(reader: LogReader, afterId: number): void;
+  detach(reader: LogReader): void;
+  /** The reader is done with it (a remote log unsubscribes). */
+  release(): void;
+}
+
+/** Mirrors a log elsewhere (Redis) as it grows, so other replicas can serve its readers. */
+export interface LogMirror {
+  onAppend(log: StreamLog, text: string, firstId: number, count: number): void;
+  onFinish(log: StreamLog, end: StreamEnd, finalId: number): void;
+}
+
 /**
  * One generation's events, framed once as they arrive and kept for replay.
  * Events are stored per upstream batch (one string each, as written to the
  * wire), so the live path costs no per-event objects; a replay that starts
  * inside a batch finds the frame boundary by its id line.
  */
-export class StreamLog {
+export class StreamLog implements ReadableLog {
+  mirror: LogMirror | null = null;
   private readonly batches: string[] = [];
   private readonly firstIds: number[] = [];
   /** Id of the last data event; the final event has lastId + 1. */
@@ -51,10 +70,12 @@ export class StreamLog {
   /** Appends `count` events framed by dataFrames(lastId + 1, …). */
   appendFramed(text: string, count: number): void {
     if (count === 0) return;
+    const first = this.lastId + 1;
     this.batches.push(text);
-    this.firstIds.push(this.lastId + 1);
+    this.firstIds.push(first);
     this.lastId += count;
     for (const r of this.readers) r.onText(text);
+    this.mirror?.onAppend(this, text, first, count);
   }
 
   finish(end: StreamEnd, now: number): void {
@@ -65,6 +86,16 @@ export class StreamLog {
     for (const r of this.readers) r.onEnd(end, id);
     this.readers.clear();
     this.onReadersChange?.(0);
+    this.mirror?.onFinish(this, end, id);
+  }
+
+  release(): void {}
+
+  /** Bytes of framed text held (for the store's memory bound). */
+  get size(): number {
+    let n = 0;
+    for (const b of this.batches) n += b.length;
+    return n;
   }
 
   /** The framed events after `afterId` (all of them for 0). */

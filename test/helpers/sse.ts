@@ -115,3 +115,22 @@ export class StreamHandle {
     for (const f of w) f();
   }
 }
+
+/** GET an event stream (what EventSource does), handing back the response as it arrives. */
+export function getStream(url: string, headers: Record<string, string> = {}): Promise<StreamHandle> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'GET', headers: { accept: 'text/event-stream', ...headers } }, (res) => {
+      resolve(new StreamHandle(res, () => req.destroy()));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** An event the way a byte-for-byte comparison wants it. */
+export function serialize(events: SseEvent[]): string {
+  return events
+    .filter((e) => e.data !== undefined && e.retry === undefined)
+    .map((e) => `${e.id ?? ''}|${e.event ?? ''}|${e.data}`)
+    .join('\n');
+}

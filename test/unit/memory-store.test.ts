@@ -1,0 +1,62 @@
+import t from 'tap';
+import { MemoryStreamStore, newStreamId } from '../../src/streams/memory-store.js';
+
+t.test('ids: 128 random bits, URL-safe, never repeated', async (t) => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 5000; i++) seen.add(newStreamId());
+  t.equal(seen.size, 5000);
+  for (const id of seen) t.match(id, /^str_[A-Za-z0-9_-]{22}$/);
+});
+
+t.test('finished streams expire; the store returns to empty', async (t) => {
+  let now = 1_000;
+  const store = new MemoryStreamStore({ ttlMs: 60_000, maxStreams: 100_000 }, () => now);
+  t.teardown(() => store.close());
+  const ids: string[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const log = store.create('k');
+    log.appendFramed(`id: 1\ndata: {"i":${i}}\n\n`, 1);
+    log.finish({ kind: 'done', finish_reason: 'stop', usage: null }, now);
+    ids.push(log.id);
+  }
+  const running = store.create('k');
+  t.equal(store.size, 3001);
+  now += 59_000;
+  store.sweep();
+  t.equal(store.size, 3001, 'nothing expires before its time');
+  now += 2_000;
+  t.equal(store.get(ids[0]!), undefined, 'an expired stream reads as unknown');
+  store.sweep();
+  t.equal(store.size, 1, 'only the running stream is left');
+  t.equal(store.get(running.id), running, 'a running stream never expires');
+  running.finish({ kind: 'done', finish_reason: 'stop', usage: null }, now);
+  now += 60_001;
+  store.sweep();
+  t.equal(store.size, 0);
+});
+
+t.test('at the stream limit the oldest finished stream makes room', async (t) => {
+  const store = new MemoryStreamStore({ ttlMs: 60_000, maxStreams: 3 }, () => 0);
+  t.teardown(() => store.close());
+  const a = store.create('k');
+  const b = store.create('k');
+  const c = store.create('k');
+  a.finish({ kind: 'done', finish_reason: 'stop', usage: null }, 0);
+  store.create('k');
+  t.equal(store.size, 3);
+  t.equal(store.get(a.id), undefined, 'the finished one went');
+  t.ok(store.get(b.id) && store.get(c.id), 'running ones stay');
+});
+
+t.test('replay from any id inside a batch', async (t) => {
+  const store = new MemoryStreamStore({ ttlMs: 1000, maxStreams: 10 });
+  t.teardown(() => store.close());
+  const log = store.create('k');
+  const frame = (i: number) => `id: ${i}\ndata: {"n":${i}}\n\n`;
+  log.appendFramed(frame(1) + frame(2) + frame(3), 3);
+  log.appendFramed(frame(4), 1);
+  log.appendFramed(frame(5) + frame(6), 2);
+  const all = [1, 2, 3, 4, 5, 6].map(frame).join('');
+  for (let k = 0; k <= 6; k++) t.equal(log.textAfter(k), all.slice(all.indexOf(`id: ${k + 1}\n`) === -1 ? all.length : all.indexOf(`id: ${k + 1}\n`)), `after ${k}`);
+  t.equal(log.textAfter(6), '');
+});
