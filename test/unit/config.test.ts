@@ -44,7 +44,15 @@ t.test('defaults when the environment is empty', async (t) => {
   t.strictSame(c.gatewayApiKeys, []);
   t.equal(c.corsOrigins, undefined);
   t.notOk('redisUrl' in c, 'no redis');
-  t.strictSame(c.limits, { bodyLimitBytes: 1_048_576, maxMessages: 512, maxPromptChars: 1_000_000, maxTokens: 131_072 });
+  t.strictSame(c.limits, {
+    bodyLimitBytes: 1_048_576,
+    maxMessages: 512,
+    maxPromptChars: 1_000_000,
+    maxTokens: 131_072,
+    maxEventsPerStream: 100_000,
+    maxStreams: 10_000,
+    streamTtlMs: 600_000,
+  });
   t.equal(c.modelsRefreshMs, 60_000);
 });
 
