@@ -21,6 +21,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY config ./config
+COPY public ./public
 USER node
 EXPOSE 8080
 # No curl in the slim image: Node 20's built-in fetch does the probe.

@@ -13,6 +13,7 @@ import { registerRequestSummary } from './plugins/request-summary.js';
 import { Relay } from './relay/relay.js';
 import { StreamSlots } from './relay/stream-slots.js';
 import { chatCompletionsRoutes } from './routes/chat-completions.js';
+import { chatPageRoutes } from './routes/chat-page.js';
 import { healthRoutes, type GatewayState } from './routes/health.js';
 import { modelsRoutes } from './routes/models.js';
 import { streamsRoutes } from './routes/streams.js';
@@ -78,6 +79,7 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   registerRequestSummary(app);
   await registerCors(app, config);
   await app.register(healthRoutes, { state });
+  await app.register(chatPageRoutes);
 
   await app.register(async (v1) => {
     registerDrainGuard(v1, state);
