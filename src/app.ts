@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import { createLogger } from './logger.js';
 import { registerAuth } from './plugins/auth.js';
 import { registerCors } from './plugins/cors.js';
@@ -17,7 +17,8 @@ import { chatPageRoutes } from './routes/chat-page.js';
 import { healthRoutes, type GatewayState } from './routes/health.js';
 import { modelsRoutes } from './routes/models.js';
 import { streamsRoutes } from './routes/streams.js';
-import { StreamDirectory, type SharedStreams } from './streams/directory.js';
+import { StreamDirectory } from './streams/directory.js';
+import { RedisStreams } from './streams/redis-streams.js';
 import { MemoryStreamStore } from './streams/memory-store.js';
 import { buildUpstreams, upstreamSecrets } from './upstream/build.js';
 import { ModelCatalog } from './upstream/catalog.js';
@@ -28,8 +29,8 @@ export interface AppDeps {
   /** Replaces the upstream clients built from config (tests inject fakes here). */
   upstreams?: Map<string, ChatUpstream>;
   state?: GatewayState;
-  /** The cross-replica stream mirror (Redis); none means streams resume on this replica only. */
-  shared?: SharedStreams;
+  /** Prefix of every Redis key (REDIS_URL): separates deployments, and test runs. */
+  redisNamespace?: string;
 }
 
 export interface Gateway {
@@ -71,7 +72,9 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   const store = new MemoryStreamStore({ ttlMs: config.limits.streamTtlMs, maxStreams: config.limits.maxStreams });
   const slots = new StreamSlots(config.maxConcurrentStreams);
   const relay = new Relay({ config, store, slots, secrets: upstreamSecrets(config) });
-  const streams = new StreamDirectory(store, deps.shared ?? null);
+  const redis = config.redisUrl ? await connectRedis(config, app.log, deps.redisNamespace ?? 'sse-gw:') : null;
+  if (redis) redis.onAbortRequest = (id) => relay.abort(id);
+  const streams = new StreamDirectory(store, redis);
 
   const inflight = new Inflight();
   registerErrorHandler(app);
@@ -84,7 +87,7 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   await app.register(async (v1) => {
     registerDrainGuard(v1, state);
     registerAuth(v1, config.gatewayApiKeys);
-    await registerRateLimit(v1, config);
+    await registerRateLimit(v1, config, redis ? { redis: redis.client, nameSpace: `${redis.namespace}rl:` } : undefined);
     await v1.register(modelsRoutes, { catalog });
     await v1.register(chatCompletionsRoutes, { config, relay, catalog, streams });
     await v1.register(streamsRoutes, { config, relay, catalog, streams });
@@ -95,6 +98,7 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
     catalog.close();
     relay.close();
     store.close();
+    await redis?.close();
     for (const u of upstreams.values()) await u.close?.();
   });
   const drain = async (timeoutMs: number): Promise<number> => {
@@ -106,6 +110,24 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
     return cut;
   };
   return { app, state, store, slots, catalog, drain };
+}
+
+/** With REDIS_URL: the shared stream mirror and rate-limit store. Fails with one line when Redis is unreachable. */
+async function connectRedis(config: Config, log: FastifyBaseLogger, namespace: string): Promise<RedisStreams> {
+  const redis = new RedisStreams({
+    url: config.redisUrl!,
+    namespace,
+    liveTtlMs: 6 * 3600_000,
+    endedTtlMs: config.limits.streamTtlMs,
+    log,
+  });
+  try {
+    await redis.connect();
+  } catch (e) {
+    await redis.close();
+    throw new ConfigError(`REDIS_URL: cannot connect (${(e as Error).message})`);
+  }
+  return redis;
 }
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {

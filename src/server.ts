@@ -15,7 +15,15 @@ try {
 }
 
 const logger = createLogger(config.logLevel);
-const { app, drain } = await buildGateway(config, { logger });
+let gateway;
+try {
+  gateway = await buildGateway(config, { logger });
+} catch (e) {
+  if (!(e instanceof ConfigError)) throw e;
+  process.stderr.write(`config error: ${e.message}\n`);
+  process.exit(1);
+}
+const { app, drain } = gateway;
 
 if (config.gatewayApiKeys.length === 0) {
   logger.warn('GATEWAY_API_KEYS is not set: the gateway accepts requests without authentication');

@@ -7,7 +7,7 @@ import type { ReadableLog, StreamLog } from './stream-log.js';
  * resumes there. Without Redis it is the local store alone.
  */
 export interface SharedStreams {
-  publish(log: StreamLog): void;
+  publish(log: StreamLog): Promise<void>;
   open(id: string): Promise<ReadableLog | null>;
   owner(id: string): Promise<string | null>;
   readers(id: string): Promise<number>;
@@ -21,9 +21,9 @@ export class StreamDirectory {
     private readonly shared: SharedStreams | null,
   ) {}
 
-  /** Makes a local log visible to other replicas (no-op without Redis). */
-  publish(log: StreamLog): void {
-    this.shared?.publish(log);
+  /** Makes a local log visible to other replicas (no-op without Redis); resolves once it is. */
+  async publish(log: StreamLog): Promise<void> {
+    await this.shared?.publish(log);
   }
 
   async open(id: string): Promise<ReadableLog | null> {

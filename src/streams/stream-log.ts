@@ -1,3 +1,5 @@
+import { FramedBatches } from './framed-batches.js';
+
 export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
@@ -38,16 +40,11 @@ export interface LogMirror {
 
 /**
  * One generation's events, framed once as they arrive and kept for replay.
- * Events are stored per upstream batch (one string each, as written to the
- * wire), so the live path costs no per-event objects; a replay that starts
- * inside a batch finds the frame boundary by its id line.
+ * Readers may come and go; each gets every event after the id it names.
  */
 export class StreamLog implements ReadableLog {
   mirror: LogMirror | null = null;
-  private readonly batches: string[] = [];
-  private readonly firstIds: number[] = [];
-  /** Id of the last data event; the final event has lastId + 1. */
-  lastId = 0;
+  private readonly events = new FramedBatches();
   end: StreamEnd | null = null;
   endedAt = 0;
   private readonly readers = new Set<LogReader>();
@@ -58,6 +55,11 @@ export class StreamLog implements ReadableLog {
     readonly id: string,
     readonly ownerKeyId: string,
   ) {}
+
+  /** Id of the last data event; the final event has lastId + 1. */
+  get lastId(): number {
+    return this.events.lastId;
+  }
 
   get readerCount(): number {
     return this.readers.size;
@@ -71,9 +73,7 @@ export class StreamLog implements ReadableLog {
   appendFramed(text: string, count: number): void {
     if (count === 0) return;
     const first = this.lastId + 1;
-    this.batches.push(text);
-    this.firstIds.push(first);
-    this.lastId += count;
+    this.events.push(text, first, count);
     for (const r of this.readers) r.onText(text);
     this.mirror?.onAppend(this, text, first, count);
   }
@@ -91,33 +91,13 @@ export class StreamLog implements ReadableLog {
 
   release(): void {}
 
-  /** Bytes of framed text held (for the store's memory bound). */
+  /** Characters of framed text held (for the store's memory bound). */
   get size(): number {
-    let n = 0;
-    for (const b of this.batches) n += b.length;
-    return n;
+    return this.events.size;
   }
 
-  /** The framed events after `afterId` (all of them for 0). */
   textAfter(afterId: number): string {
-    if (afterId >= this.lastId) return '';
-    // The last batch whose first id is <= afterId + 1.
-    let lo = 0;
-    let hi = this.firstIds.length - 1;
-    const want = Math.max(1, afterId + 1);
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.firstIds[mid]! <= want) lo = mid;
-      else hi = mid - 1;
-    }
-    let head = this.batches[lo]!;
-    if (this.firstIds[lo]! < want) {
-      // Data lines never hold a line end, so "\n\nid: N\n" only occurs at a frame start.
-      head = head.slice(head.indexOf('\n\nid: ' + want + '\n') + 2);
-    }
-    let out = head;
-    for (let i = lo + 1; i < this.batches.length; i++) out += this.batches[i]!;
-    return out;
+    return this.events.textAfter(afterId);
   }
 
   /** Replays the events after `afterId`, then follows live ones until the end. */
