@@ -22,10 +22,12 @@ const upstreamSchema = z.strictObject({
   apiKeyEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: 'must be an environment variable name' }).optional(),
 });
 
-const modelAliasSchema = z.strictObject({
+const modelTargetSchema = z.strictObject({
   upstream: z.string().min(1),
   model: z.string().min(1),
 });
+/** One target, or several in priority order (failover goes down the list). */
+const modelAliasSchema = z.union([modelTargetSchema, z.array(modelTargetSchema).min(1)]);
 
 const limitsSchema = z.strictObject({
   bodyLimitBytes: int(1024).default(1_048_576),
@@ -40,6 +42,18 @@ const limitsSchema = z.strictObject({
   streamTtlMs: int(1000).default(600_000),
 });
 
+const failoverSchema = z.strictObject({
+  /** Tries per request before the first byte, over the model's upstreams in priority order. */
+  maxAttempts: int(1, 10).default(3),
+  backoffMs: int(0).default(100),
+  maxBackoffMs: int(0).default(2000),
+  /** A Retry-After longer than this is not waited for. */
+  retryAfterCapMs: int(0).default(5000),
+  /** Failures in a row that open an upstream's circuit, and for how long. */
+  breakerThreshold: int(1).default(5),
+  breakerCoolDownMs: int(0).default(30_000),
+});
+
 const mockSchema = z.strictObject({
   tokensPerSecond: z.coerce.number().positive().default(40),
   firstTokenDelayMs: int(0).default(150),
@@ -51,6 +65,7 @@ export const fileSchema = z.strictObject({
   models: z.record(z.string().min(1), modelAliasSchema).default({}),
   limits: limitsSchema.default(limitsSchema.parse({})),
   mock: mockSchema.default(mockSchema.parse({})),
+  failover: failoverSchema.default(failoverSchema.parse({})),
   modelsRefreshMs: int(1000).default(60_000),
   rateLimit: z.strictObject({ max: int(1).optional(), windowMs: int(1).optional() }).default({}),
   maxConcurrentStreams: int(1).optional(),
@@ -59,6 +74,10 @@ export const fileSchema = z.strictObject({
   chatResumeGraceMs: int(0).optional(),
   heartbeatMs: int(10).optional(),
   drainTimeoutMs: int(0).optional(),
+  connectTimeoutMs: int(1).optional(),
+  idleTimeoutMs: int(1).optional(),
+  maxDurationMs: int(1).optional(),
+  clientStallTimeoutMs: int(1).optional(),
 });
 
 const csv = z
@@ -87,6 +106,10 @@ export const envSchema = z.object({
   CHAT_RESUME_GRACE_MS: int(0).optional(),
   HEARTBEAT_MS: int(10).optional(),
   DRAIN_TIMEOUT_MS: int(0).optional(),
+  UPSTREAM_CONNECT_TIMEOUT_MS: int(1).optional(),
+  UPSTREAM_IDLE_TIMEOUT_MS: int(1).optional(),
+  STREAM_MAX_DURATION_MS: int(1).optional(),
+  CLIENT_STALL_TIMEOUT_MS: int(1).optional(),
   LOG_LEVEL: logLevel.default('info'),
 });
 
@@ -100,8 +123,17 @@ export interface Config {
   port: number;
   /** Upstreams by name; empty means the built-in mock model serves. */
   upstreams: Record<string, UpstreamConfig>;
-  /** Alias → upstream name + that upstream's model. Empty: the upstream's own list (or the mock's). */
-  models: Record<string, { upstream: string; model: string }>;
+  /** Alias → upstream name + that upstream's model (or several, in priority order). Empty: the upstream's own list (or the mock's). */
+  models: Record<string, z.infer<typeof modelAliasSchema>>;
+  failover: z.infer<typeof failoverSchema>;
+  /** Time allowed to open a TCP connection to an upstream. */
+  connectTimeoutMs: number;
+  /** Longest silence between two upstream chunks once streaming. */
+  idleTimeoutMs: number;
+  /** Longest a generation may run. */
+  maxDurationMs: number;
+  /** How long a client may leave its socket full before it is dropped. */
+  clientStallTimeoutMs: number;
   modelsRefreshMs: number;
   gatewayApiKeys: string[];
   corsOrigins: string[] | '*' | undefined;
@@ -175,10 +207,12 @@ export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
   if (e.data.UPSTREAM_BASE_URL) {
     upstreams.default = { baseUrl: e.data.UPSTREAM_BASE_URL, ...(e.data.UPSTREAM_API_KEY ? { apiKey: e.data.UPSTREAM_API_KEY } : {}) };
   }
-  for (const [alias, m] of Object.entries(f.data.models)) {
-    // "mock" always names the built-in model, so a config can alias it next to real upstreams.
-    if (m.upstream !== 'mock' && !upstreams[m.upstream]) {
-      throw new ConfigError(`CONFIG_FILE ${e.data.CONFIG_FILE}: models.${alias}.upstream: no upstream named "${m.upstream}"`);
+  for (const [alias, route] of Object.entries(f.data.models)) {
+    for (const m of Array.isArray(route) ? route : [route]) {
+      // "mock" always names the built-in model, so a config can alias it next to real upstreams.
+      if (m.upstream !== 'mock' && !upstreams[m.upstream]) {
+        throw new ConfigError(`CONFIG_FILE ${e.data.CONFIG_FILE}: models.${alias}.upstream: no upstream named "${m.upstream}"`);
+      }
     }
   }
 
@@ -188,6 +222,11 @@ export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
     port: e.data.PORT,
     upstreams,
     models: f.data.models,
+    failover: f.data.failover,
+    connectTimeoutMs: e.data.UPSTREAM_CONNECT_TIMEOUT_MS ?? f.data.connectTimeoutMs ?? 10_000,
+    idleTimeoutMs: e.data.UPSTREAM_IDLE_TIMEOUT_MS ?? f.data.idleTimeoutMs ?? 120_000,
+    maxDurationMs: e.data.STREAM_MAX_DURATION_MS ?? f.data.maxDurationMs ?? 1_800_000,
+    clientStallTimeoutMs: e.data.CLIENT_STALL_TIMEOUT_MS ?? f.data.clientStallTimeoutMs ?? 30_000,
     modelsRefreshMs: f.data.modelsRefreshMs,
     gatewayApiKeys: e.data.GATEWAY_API_KEYS ?? [],
     corsOrigins: cors === undefined ? undefined : cors.includes('*') ? '*' : cors,

@@ -67,7 +67,16 @@ export function scrubSecrets(text: string, secrets: readonly string[] = []): str
 }
 
 /** Why the gateway itself aborted an upstream request; carried as the AbortSignal's reason. */
-export type AbortReason = 'client_disconnected' | 'upstream_timeout' | 'deleted' | 'no_reader' | 'shutdown' | 'stream_too_long';
+export type AbortReason =
+  | 'client_disconnected'
+  | 'client_stalled'
+  | 'upstream_timeout'
+  | 'upstream_idle'
+  | 'max_duration'
+  | 'deleted'
+  | 'no_reader'
+  | 'shutdown'
+  | 'stream_too_long';
 
 export class GatewayAbort extends Error {
   override name = 'GatewayAbort';

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import type { ErrorCode } from '../errors.js';
+import type { AttemptRecord } from '../relay/failover.js';
 import type { Generation, Outcome } from '../relay/generation.js';
 import type { Usage } from '../streams/stream-log.js';
 
@@ -17,6 +18,8 @@ export class RequestSummary {
   /** Usage of a non-streamed completion (streams carry theirs on the generation). */
   usage: Usage | null = null;
   errorCode: ErrorCode | null = null;
+  /** Tries before the first byte, for a non-streamed request (streams keep theirs on the generation). */
+  readonly attempts: AttemptRecord[] = [];
 }
 
 declare module 'fastify' {
@@ -53,7 +56,8 @@ export function registerRequestSummary(app: FastifyInstance): void {
         url: request.url,
         key_id: summary.keyId,
         model: summary.model,
-        upstream: summary.upstream,
+        upstream: gen?.upstream ?? summary.upstream,
+        attempts: (gen?.attempts ?? summary.attempts).length > 1 ? (gen?.attempts ?? summary.attempts) : undefined,
         status: res.statusCode,
         outcome: outcomeOf(res.statusCode, res.writableFinished, summary),
         error_code: summary.errorCode ?? gen?.error?.code ?? null,

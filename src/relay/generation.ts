@@ -3,17 +3,26 @@ import { GatewayAbort, GatewayError, fromUpstreamFailure, type AbortReason } fro
 import type { ChatRequest } from '../schema/chat-request.js';
 import type { StreamLog, Usage } from '../streams/stream-log.js';
 import { dataFrames } from '../sse/frame.js';
-import { UpstreamError, type ChatUpstream } from '../upstream/types.js';
+import type { Target } from '../upstream/catalog.js';
+import { UpstreamError } from '../upstream/types.js';
+import { withFailover, type AttemptRecord, type CircuitBreaker, type FailoverPolicy } from './failover.js';
 
 export type Outcome = 'completed' | 'client_aborted' | 'upstream_error' | 'rejected';
 
 export interface GenerationOptions {
-  upstream: ChatUpstream;
-  /** The request as the upstream should see it (its own model name). */
-  request: ChatRequest;
+  /** Where the model is served, in priority order (failover goes down the list). */
+  targets: readonly Target[];
+  /** The client's request; each attempt swaps in its upstream's model name. */
+  body: ChatRequest;
   log: StreamLog;
-  /** Time allowed until the first batch arrives. */
+  failover: FailoverPolicy;
+  breaker: CircuitBreaker;
+  /** Time allowed until the first batch arrives, per attempt. */
   firstByteTimeoutMs: number;
+  /** Longest silence between two batches once streaming. */
+  idleTimeoutMs: number;
+  /** Longest a generation may run in all. */
+  maxDurationMs: number;
   /** Whether the client asked for the usage chunk; the gateway always asks upstream. */
   clientWantsUsage: boolean;
   secrets: readonly string[];
@@ -40,6 +49,10 @@ export class Generation {
   finishReason: string | null = null;
   outcome: Outcome | null = null;
   error: GatewayError | null = null;
+  /** The upstream that answered, once one did. */
+  upstream: string | null = null;
+  /** Every try before the first byte, for the log line. */
+  readonly attempts: AttemptRecord[] = [];
   /** Runs once, when the log has ended (any way). */
   onFinished: (() => void) | null = null;
   private iterator: AsyncIterator<string[]> | null = null;
@@ -63,21 +76,24 @@ export class Generation {
 
   /** Rejects with a GatewayError when the upstream fails before its first batch. */
   async open(): Promise<void> {
-    const timer = setTimeout(() => this.abort('upstream_timeout'), this.opts.firstByteTimeoutMs);
+    const o = this.opts;
+    // The gateway always asks for usage (token accounting); accept() hides it from clients that did not.
+    const request: ChatRequest = { ...o.body, stream: true, stream_options: { include_usage: true } };
     try {
-      const request: ChatRequest = { ...this.opts.request, stream: true, stream_options: { include_usage: true } };
-      this.iterator = this.opts.upstream.stream(request, this.controller.signal)[Symbol.asyncIterator]();
-      const first = await this.iterator.next();
-      this.ttftMs = performance.now() - this.opts.startedAt;
-      if (!first.done) this.accept(first.value);
+      const won = await withFailover(o.targets, o.failover, o.breaker, this.controller.signal, o.firstByteTimeoutMs, this.attempts, async (target, signal) => {
+        const iterator = target.upstream.stream({ ...request, model: target.model }, signal)[Symbol.asyncIterator]();
+        return { iterator, first: await iterator.next() };
+      });
+      this.upstream = won.target.upstream.name;
+      this.iterator = won.value.iterator;
+      this.ttftMs = performance.now() - o.startedAt;
+      if (!won.value.first.done) this.accept(won.value.first.value);
     } catch (e) {
       const cause = this.controller.signal.aborted ? this.controller.signal.reason : e;
       this.abort('upstream_timeout'); // release the upstream whatever went wrong
-      this.error = fromUpstreamFailure(cause, this.opts.secrets);
+      this.error = fromUpstreamFailure(cause, o.secrets);
       this.outcome = cause instanceof GatewayAbort && cause.reason === 'client_disconnected' ? 'client_aborted' : 'upstream_error';
       throw this.error;
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -103,17 +119,25 @@ export class Generation {
   async pump(): Promise<void> {
     const log = this.opts.log;
     const signal = this.controller.signal;
+    // One timer each, refreshed rather than re-created per batch.
+    const idle = setTimeout(() => this.abort('upstream_idle'), this.opts.idleTimeoutMs);
+    const total = setTimeout(() => this.abort('max_duration'), Math.max(0, this.opts.maxDurationMs - (performance.now() - this.opts.startedAt)));
     try {
       for (;;) {
         const wait = log.congestion();
-        if (wait) await wait;
+        if (wait) {
+          // A full client socket is not the upstream's silence.
+          clearTimeout(idle);
+          await wait;
+        }
         if (signal.aborted) throw signal.reason;
+        idle.refresh();
         const r = await this.iterator!.next();
         if (r.done) break;
         this.accept(r.value);
       }
       // An upstream that closes without [DONE] and without a finish_reason was cut off.
-      if (this.finishReason === null) throw new UpstreamError(502, 'the upstream ended the stream before it finished', this.opts.upstream.name);
+      if (this.finishReason === null) throw new UpstreamError(502, 'the upstream ended the stream before it finished', this.upstream ?? 'upstream');
       this.outcome = 'completed';
       log.finish({ kind: 'done', finish_reason: this.finishReason, usage: this.usage }, this.now());
     } catch (e) {
@@ -129,6 +153,8 @@ export class Generation {
       this.abort('upstream_timeout');
       void this.iterator?.return?.().catch(() => {});
     } finally {
+      clearTimeout(idle);
+      clearTimeout(total);
       this.onFinished?.();
     }
   }
@@ -176,7 +202,13 @@ function abortMessage(reason: AbortReason): string {
     case 'client_disconnected':
       return 'the client disconnected; the generation was stopped';
     case 'upstream_timeout':
-      return 'the upstream stopped responding in time';
+      return 'the upstream did not respond in time';
+    case 'upstream_idle':
+      return 'the upstream went silent for too long';
+    case 'max_duration':
+      return 'the stream reached its maximum duration';
+    case 'client_stalled':
+      return 'the client stopped reading; the generation was stopped';
     case 'deleted':
       return 'the stream was deleted';
     case 'no_reader':

@@ -7,6 +7,7 @@ import { SseWriter, type SseStyle } from '../sse/writer.js';
 import type { MemoryStreamStore } from '../streams/memory-store.js';
 import type { ReadableLog } from '../streams/stream-log.js';
 import type { Target } from '../upstream/catalog.js';
+import { CircuitBreaker, withFailover, type AttemptRecord } from './failover.js';
 import { Generation } from './generation.js';
 import type { StreamSlots } from './stream-slots.js';
 
@@ -25,9 +26,11 @@ export interface RelayDeps {
 export class Relay {
   private readonly active = new Set<Generation>();
   private readonly heartbeat: HeartbeatTicker;
+  readonly breaker: CircuitBreaker;
 
   constructor(private readonly deps: RelayDeps) {
     this.heartbeat = new HeartbeatTicker(deps.config.heartbeatMs);
+    this.breaker = new CircuitBreaker(deps.config.failover.breakerThreshold, deps.config.failover.breakerCoolDownMs);
   }
 
   close(): void {
@@ -47,8 +50,12 @@ export class Relay {
    * Starts a generation and waits for its first batch. Throws a GatewayError
    * (429 slots, 502/504 upstream…) while nothing has been committed yet.
    */
-  async start(target: Target, body: ChatRequest, keyId: string, startedAt: number, reply: FastifyReply): Promise<Generation> {
-    const gen = this.create(target, body, keyId, startedAt);
+  /** A generation not started yet (takes a concurrency slot: 429 when none is free). */
+  prepare(targets: readonly Target[], body: ChatRequest, keyId: string, startedAt: number): Generation {
+    return this.create(targets, body, keyId, startedAt);
+  }
+
+  async start(gen: Generation, reply: FastifyReply): Promise<Generation> {
     // Until serve() takes over, a client that leaves must still stop the upstream.
     const onClose = () => gen.abort('client_disconnected');
     reply.raw.once('close', onClose);
@@ -69,8 +76,8 @@ export class Relay {
    * Starts a generation nobody waits for (POST /v1/streams): failures, even
    * before the first byte, end its log with an error event for readers.
    */
-  launch(target: Target, body: ChatRequest, keyId: string, startedAt: number): Generation {
-    const gen = this.create(target, body, keyId, startedAt);
+  launch(targets: readonly Target[], body: ChatRequest, keyId: string, startedAt: number): Generation {
+    const gen = this.create(targets, body, keyId, startedAt);
     void gen.run();
     return gen;
   }
@@ -86,14 +93,19 @@ export class Relay {
     return false;
   }
 
-  private create(target: Target, body: ChatRequest, keyId: string, startedAt: number): Generation {
+  private create(targets: readonly Target[], body: ChatRequest, keyId: string, startedAt: number): Generation {
+    const config = this.deps.config;
     const release = this.deps.slots.acquire(keyId);
     const log = this.deps.store.create(keyId);
     const gen = new Generation({
-      upstream: target.upstream,
-      request: { ...body, model: target.model },
+      targets,
+      body,
       log,
-      firstByteTimeoutMs: this.deps.config.upstreamTimeoutMs,
+      failover: config.failover,
+      breaker: this.breaker,
+      firstByteTimeoutMs: config.upstreamTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      maxDurationMs: config.maxDurationMs,
       clientWantsUsage: body.stream_options?.include_usage === true,
       secrets: this.deps.secrets,
       startedAt,
@@ -124,7 +136,7 @@ export class Relay {
     },
   ): SseWriter {
     reply.hijack();
-    const writer = new SseWriter(reply.raw, opts.style, this.heartbeat);
+    const writer = new SseWriter(reply.raw, opts.style, this.heartbeat, this.deps.config.clientStallTimeoutMs);
     writer.open({ ...(reply.getHeaders() as Record<string, string>), ...opts.headers }, opts.preamble);
     writer.onClientGone = () => {
       log.detach(writer);
@@ -137,21 +149,29 @@ export class Relay {
     return writer;
   }
 
-  /** `stream: false`: one upstream call, aborted if the client leaves or the upstream is late. */
-  async complete(target: Target, body: ChatRequest, reply: FastifyReply): Promise<Record<string, unknown>> {
-    const controller = new AbortController();
+  /** `stream: false`: one upstream call (with failover), aborted if the client leaves. */
+  async complete(
+    targets: readonly Target[],
+    body: ChatRequest,
+    reply: FastifyReply,
+    attempts: AttemptRecord[],
+  ): Promise<{ completion: Record<string, unknown>; upstream: string }> {
+    const config = this.deps.config;
+    const client = new AbortController();
     const onClose = () => {
-      if (!reply.raw.writableEnded) controller.abort(new GatewayAbort('client_disconnected'));
+      if (!reply.raw.writableEnded) client.abort(new GatewayAbort('client_disconnected'));
     };
     reply.raw.once('close', onClose);
-    const timer = setTimeout(() => controller.abort(new GatewayAbort('upstream_timeout')), this.deps.config.upstreamTimeoutMs);
+    const { stream: _s, stream_options: _o, ...rest } = body;
     try {
-      const { stream: _s, stream_options: _o, ...rest } = body;
-      return await target.upstream.complete({ ...rest, model: target.model }, controller.signal);
+      const won = await withFailover(targets, config.failover, this.breaker, client.signal, config.upstreamTimeoutMs, attempts, (target, signal) =>
+        target.upstream.complete({ ...rest, model: target.model }, signal),
+      );
+      return { completion: won.value, upstream: won.target.upstream.name };
     } catch (e) {
-      throw fromUpstreamFailure(controller.signal.aborted ? controller.signal.reason : e, this.deps.secrets);
+      throw fromUpstreamFailure(client.signal.aborted ? client.signal.reason : e, this.deps.secrets);
     } finally {
-      clearTimeout(timer);
+      reply.raw.off('close', onClose);
     }
   }
 }

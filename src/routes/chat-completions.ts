@@ -23,17 +23,17 @@ export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async
     const summary = request.summary;
     const body = validateBody(schema, request.body);
     summary.model = body.model;
-    const target = catalog.resolve(body.model);
-    summary.upstream = target.upstream.name;
+    const targets = catalog.resolve(body.model);
 
     if (!body.stream) {
-      const completion = await relay.complete(target, body, reply);
+      const { completion, upstream } = await relay.complete(targets, body, reply, summary.attempts);
+      summary.upstream = upstream;
       summary.usage = (completion.usage as Usage | undefined) ?? null;
       return completion;
     }
 
-    const gen = await relay.start(target, body, summary.limitKey, summary.startedAt, reply);
-    summary.generation = gen;
+    summary.generation = relay.prepare(targets, body, summary.limitKey, summary.startedAt);
+    const gen = await relay.start(summary.generation, reply);
     // CHAT_RESUME_GRACE_MS=0: the upstream is aborted the moment the client leaves.
     watchReaders(gen, config.chatResumeGraceMs, 'client_disconnected', (id) => streams.remoteReaders(id));
     // Resumable on GET /v1/streams/<X-Stream-Id>, on this replica or (with Redis) another.

@@ -33,9 +33,9 @@ export const streamsRoutes: FastifyPluginAsync<StreamsRouteOptions> = async (app
     const summary = request.summary;
     const body = validateBody(schema, request.body);
     summary.model = body.model;
-    const target = catalog.resolve(body.model);
-    summary.upstream = target.upstream.name;
-    const gen = relay.launch(target, { ...body, stream: true }, summary.limitKey, summary.startedAt);
+    const targets = catalog.resolve(body.model);
+    const gen = relay.launch(targets, { ...body, stream: true }, summary.limitKey, summary.startedAt);
+    summary.generation = gen;
     // Nobody reads yet: the grace period starts now, and a reader arriving in time stops it.
     watchReaders(gen, config.streamResumeGraceMs, 'no_reader', (id) => streams.remoteReaders(id));
     await streams.publish(gen.log);
@@ -49,8 +49,8 @@ export const streamsRoutes: FastifyPluginAsync<StreamsRouteOptions> = async (app
     { config: { public: true } },
     async (request, reply) => {
       const { id } = request.params;
-      const afterId = lastEventId(request.headers['last-event-id'], request.query.lastEventId);
       if (!STREAM_ID.test(id)) throw notFound();
+      const afterId = lastEventId(request.headers['last-event-id'], request.query.lastEventId);
       const log = await streams.open(id);
       if (!log) throw notFound();
       if (log.end && afterId >= log.finalId) {

@@ -25,10 +25,14 @@ export class SseWriter implements LogReader, Beating {
   /** Called once the stream's end was written. */
   onEnded: (() => void) | null = null;
 
+  private stallTimer: NodeJS.Timeout | null = null;
+
   constructor(
     private readonly res: ServerResponse,
     private readonly style: SseStyle,
     private readonly heartbeat: HeartbeatTicker,
+    /** A client that leaves its socket full this long is dropped (its generation then stops or waits for a reader). */
+    private readonly stallTimeoutMs = 30_000,
   ) {
     res.once('close', this.onClose);
   }
@@ -51,6 +55,21 @@ export class SseWriter implements LogReader, Beating {
     if (this.res.write(text) || this.drain) return;
     this.drain = new Promise((resolve) => (this.releaseDrain = resolve));
     this.res.once('drain', this.onDrain);
+    this.stallTimer = setTimeout(this.onStall, this.stallTimeoutMs);
+    this.stallTimer.unref();
+  }
+
+  /** Whether the client was dropped for not reading. */
+  stalled = false;
+
+  private readonly onStall = (): void => {
+    this.stalled = true;
+    this.res.destroy();
+  };
+
+  /** Bytes accepted by write() but not yet taken by the client's socket. */
+  get buffered(): number {
+    return this.res.writableLength;
   }
 
   ping(): void {
@@ -78,6 +97,8 @@ export class SseWriter implements LogReader, Beating {
   }
 
   private readonly onDrain = (): void => {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
     const release = this.releaseDrain;
     this.drain = null;
     this.releaseDrain = null;

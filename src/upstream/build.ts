@@ -7,7 +7,7 @@ import type { ChatUpstream } from './types.js';
 export function buildUpstreams(config: Config): Map<string, ChatUpstream> {
   const out = new Map<string, ChatUpstream>();
   out.set('mock', new MockUpstream(config.mock));
-  for (const [name, u] of Object.entries(config.upstreams)) out.set(name, new OpenAIUpstream(name, u));
+  for (const [name, u] of Object.entries(config.upstreams)) out.set(name, new OpenAIUpstream(name, u, config.connectTimeoutMs));
   return out;
 }
 

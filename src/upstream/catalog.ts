@@ -25,7 +25,7 @@ const LIST_TIMEOUT_MS = 5_000;
  * periodically (any name passes while no list can be read); else the mock's.
  */
 export class ModelCatalog {
-  private listed: Map<string, ChatUpstream> | null = null;
+  private listed: Map<string, ChatUpstream[]> | null = null;
   private timer: NodeJS.Timeout | undefined;
   private readonly created = Math.floor(Date.now() / 1000);
 
@@ -53,14 +53,19 @@ export class ModelCatalog {
   }
 
   async refresh(): Promise<void> {
-    const found = new Map<string, ChatUpstream>();
+    const found = new Map<string, ChatUpstream[]>();
     let readable = false;
     for (const name of Object.keys(this.config.upstreams)) {
       const upstream = this.upstreams.get(name)!;
       try {
         const ids = await upstream.listModels(AbortSignal.timeout(LIST_TIMEOUT_MS));
         readable = true;
-        for (const id of ids) if (!found.has(id)) found.set(id, upstream);
+        // Every upstream that serves a model is a failover target for it, in config order.
+        for (const id of ids) {
+          const list = found.get(id);
+          if (list) list.push(upstream);
+          else found.set(id, [upstream]);
+        }
       } catch (e) {
         this.log.warn({ upstream: name, err: (e as Error).message }, 'cannot read the upstream model list; passing any model through');
       }
@@ -68,21 +73,22 @@ export class ModelCatalog {
     this.listed = readable ? found : null;
   }
 
-  resolve(model: string): Target {
+  /** Where a model is served, in priority order; 404 for a model outside the known list. */
+  resolve(model: string): Target[] {
     switch (this.mode) {
       case 'aliases': {
-        const alias = Object.hasOwn(this.config.models, model) ? this.config.models[model] : undefined;
-        if (alias) return { upstream: this.upstreams.get(alias.upstream)!, model: alias.model };
+        const route = Object.hasOwn(this.config.models, model) ? this.config.models[model] : undefined;
+        if (route) return (Array.isArray(route) ? route : [route]).map((r) => ({ upstream: this.upstreams.get(r.upstream)!, model: r.model }));
         break;
       }
       case 'listed': {
-        if (this.listed === null) return { upstream: this.firstUpstream(), model };
-        const upstream = this.listed.get(model);
-        if (upstream) return { upstream, model };
+        if (this.listed === null) return Object.keys(this.config.upstreams).map((n) => ({ upstream: this.upstreams.get(n)!, model }));
+        const upstreams = this.listed.get(model);
+        if (upstreams) return upstreams.map((upstream) => ({ upstream, model }));
         break;
       }
       case 'mock':
-        if ((MOCK_MODELS as readonly string[]).includes(model)) return { upstream: this.upstreams.get('mock')!, model };
+        if ((MOCK_MODELS as readonly string[]).includes(model)) return [{ upstream: this.upstreams.get('mock')!, model }];
     }
     throw new GatewayError('model_not_found', `The model '${model}' does not exist or is not served by this gateway`, { param: 'model' });
   }
@@ -91,16 +97,11 @@ export class ModelCatalog {
     const entry = (id: string, owner: string): ModelEntry => ({ id, object: 'model', created: this.created, owned_by: owner });
     switch (this.mode) {
       case 'aliases':
-        return Object.entries(this.config.models).map(([id, a]) => entry(id, a.upstream));
+        return Object.entries(this.config.models).map(([id, a]) => entry(id, (Array.isArray(a) ? a[0]! : a).upstream));
       case 'listed':
-        return [...(this.listed ?? [])].map(([id, u]) => entry(id, u.name));
+        return [...(this.listed ?? [])].map(([id, u]) => entry(id, u[0]!.name));
       case 'mock':
         return MOCK_MODELS.map((id) => entry(id, 'mock'));
     }
-  }
-
-  private firstUpstream(): ChatUpstream {
-    const name = this.config.upstreams.default ? 'default' : Object.keys(this.config.upstreams)[0]!;
-    return this.upstreams.get(name)!;
   }
 }

@@ -1,4 +1,4 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 
 /**
@@ -33,7 +33,25 @@ export class StreamRefusal extends Error {
   }
 }
 
-export function createHttpTransport(): HttpTransport {
+/** An upstream that did not accept the TCP connection in time. */
+export class ConnectTimeout extends Error {
+  readonly code = 'ECONNTIMEOUT';
+  constructor(ms: number) {
+    super(`connect timeout after ${ms} ms`);
+  }
+}
+
+/** Bounds the TCP connect only: a reused keep-alive socket is already connected. */
+function connectTimeout(req: ClientRequest, ms: number): void {
+  req.once('socket', (socket) => {
+    if (!socket.connecting) return;
+    const timer = setTimeout(() => req.destroy(new ConnectTimeout(ms)), ms);
+    socket.once('connect', () => clearTimeout(timer));
+    socket.once('close', () => clearTimeout(timer));
+  });
+}
+
+export function createHttpTransport(opts: { connectTimeoutMs: number }): HttpTransport {
   const http = new HttpAgent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo' });
   const https = new HttpsAgent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo' });
 
@@ -49,6 +67,7 @@ export function createHttpTransport(): HttpTransport {
         agent: secure ? https : http,
         ...(init.signal ? { signal: init.signal } : {}),
       });
+      connectTimeout(req, opts.connectTimeoutMs);
       req.once('error', (e) => reject(init.signal?.aborted ? init.signal.reason : e));
       req.once('response', (res) => {
         const status = res.statusCode ?? 502;
@@ -73,6 +92,7 @@ export function createHttpTransport(): HttpTransport {
     new Promise((resolve, reject) => {
       const secure = url.protocol === 'https:';
       const req = (secure ? httpsRequest : httpRequest)(url, { method: 'POST', headers, agent: secure ? https : http, signal });
+      connectTimeout(req, opts.connectTimeoutMs);
       req.once('error', (e) => reject(signal.aborted ? signal.reason : e));
       req.once('response', (res) => {
         const status = res.statusCode ?? 502;

@@ -4,7 +4,7 @@ import type { UpstreamConfig } from '../config.js';
 import type { ChatRequest } from '../schema/chat-request.js';
 import { toSingleLineJson } from '../sse/frame.js';
 import { SseParser, type SseSink } from '../sse/parser.js';
-import { StreamRefusal, createHttpTransport } from './http-transport.js';
+import { ConnectTimeout, StreamRefusal, createHttpTransport, type HttpTransport } from './http-transport.js';
 import { UpstreamError, type ChatUpstream } from './types.js';
 import type { IncomingMessage } from 'node:http';
 
@@ -16,14 +16,16 @@ import type { IncomingMessage } from 'node:http';
  */
 export class OpenAIUpstream implements ChatUpstream {
   private readonly client: OpenAI;
-  private readonly transport = createHttpTransport();
+  private readonly transport: HttpTransport;
   private readonly chatUrl: URL;
   private readonly streamHeaders: Record<string, string>;
 
   constructor(
     readonly name: string,
     cfg: UpstreamConfig,
+    connectTimeoutMs = 10_000,
   ) {
+    this.transport = createHttpTransport({ connectTimeoutMs });
     this.chatUrl = new URL(cfg.baseUrl.replace(/\/+$/, '') + '/chat/completions');
     this.streamHeaders = {
       'content-type': 'application/json',
@@ -131,6 +133,7 @@ export class OpenAIUpstream implements ChatUpstream {
       );
     }
     if (e instanceof SyntaxError) return new UpstreamError(502, e.message, this.name);
+    if (e instanceof ConnectTimeout) return new UpstreamError(504, e.message, this.name);
     const cause = (e as { cause?: { code?: string } }).cause?.code;
     return new UpstreamError(0, cause ?? (e as Error).message ?? 'connection failed', this.name);
   }

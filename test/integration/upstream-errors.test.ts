@@ -4,6 +4,8 @@ import { FAST_MOCK, chatBody, startGateway, startMock, viaUpstream } from '../he
 import { parseSse, post } from '../helpers/sse.js';
 
 const SECRET = 'sk-upstream-secret-abcdef123456';
+/** One attempt, no breaker: these tests are about how a single failure is reported (failover has its own). */
+const NO_FAILOVER = { failover: { maxAttempts: 1, backoffMs: 0, maxBackoffMs: 0, retryAfterCapMs: 0, breakerThreshold: 1_000_000, breakerCoolDownMs: 0 } };
 
 function noStack(t: Test, body: string): void {
   t.notMatch(body, /\bat [\w.<>]+ \(|node:internal|\/src\/|\.ts:\d+/, 'no stack trace');
@@ -12,7 +14,7 @@ function noStack(t: Test, body: string): void {
 
 t.test('failures before the first byte keep their status', async (t) => {
   const { mock, baseUrl } = await startMock({ ...FAST_MOCK, apiKey: SECRET });
-  const gw = await startGateway({ ...viaUpstream(baseUrl, SECRET), upstreamTimeoutMs: 300, rateLimit: { max: 1000, windowMs: 60_000 } });
+  const gw = await startGateway({ ...NO_FAILOVER, ...viaUpstream(baseUrl, SECRET), upstreamTimeoutMs: 300, rateLimit: { max: 1000, windowMs: 60_000 } });
   t.teardown(async () => {
     await gw.close();
     await mock.close();
@@ -54,7 +56,7 @@ t.test('an unreachable upstream → 502', async (t) => {
   await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
   const port = (probe.address() as { port: number }).port;
   await new Promise((r) => probe.close(r));
-  const gw = await startGateway(viaUpstream(`http://127.0.0.1:${port}/v1`));
+  const gw = await startGateway({ ...NO_FAILOVER, ...viaUpstream(`http://127.0.0.1:${port}/v1`) });
   t.teardown(() => gw.close());
   const res = await post(`${gw.url}/v1/chat/completions`, chatBody('hi', { stream: true }));
   t.equal(res.status, 502);
@@ -87,7 +89,7 @@ t.test('failures after the first byte end the stream with an error event, never 
 });
 
 t.test('the in-process mock fails the same way', async (t) => {
-  const gw = await startGateway({ mock: FAST_MOCK, upstreamTimeoutMs: 200 });
+  const gw = await startGateway({ ...NO_FAILOVER, mock: FAST_MOCK, upstreamTimeoutMs: 200 });
   t.teardown(() => gw.close());
   t.equal((await post(`${gw.url}/v1/chat/completions`, chatBody('[mock:fail-before=503]', { stream: true }))).status, 502);
   t.equal((await post(`${gw.url}/v1/chat/completions`, chatBody('[mock:hang]', { stream: true }))).status, 504);

@@ -23,8 +23,8 @@ t.test('only UPSTREAM_BASE_URL: the upstream list decides, unknown → 404', asy
   const catalog = new ModelCatalog(config, new Map([['default', up]]), silent);
   await catalog.start();
   t.teardown(() => catalog.close());
-  t.equal(catalog.resolve('qwen').upstream, up);
-  t.equal(catalog.resolve('qwen').model, 'qwen');
+  t.equal(catalog.resolve('qwen')[0]!.upstream, up);
+  t.equal(catalog.resolve('qwen')[0]!.model, 'qwen');
   t.same(catalog.list().map((m) => m.id), ['llama-3', 'qwen']);
   const err = t.throws(() => catalog.resolve('gpt-9')) as GatewayError;
   t.equal(err.status, 404);
@@ -41,11 +41,11 @@ t.test('while the list cannot be read, any name passes through; a later refresh 
   const catalog = new ModelCatalog(config, new Map([['default', upstream]]), silent);
   await catalog.start();
   t.teardown(() => catalog.close());
-  t.equal(catalog.resolve('anything').model, 'anything', 'pass-through');
+  t.equal(catalog.resolve('anything')[0]!.model, 'anything', 'pass-through');
   up = true;
   await catalog.refresh();
   t.throws(() => catalog.resolve('anything'));
-  t.equal(catalog.resolve('llama-3').model, 'llama-3');
+  t.equal(catalog.resolve('llama-3')[0]!.model, 'llama-3');
 });
 
 t.test('config aliases map to an upstream and its own model name', async (t) => {
@@ -57,8 +57,8 @@ t.test('config aliases map to an upstream and its own model name', async (t) => 
   const mock = fakeUpstream('mock', async () => ['mock-1']);
   const catalog = new ModelCatalog(config, new Map([['a', a], ['mock', mock]]), silent);
   await catalog.start();
-  t.same(catalog.resolve('fast'), { upstream: a, model: 'meta/llama-8b' });
-  t.equal(catalog.resolve('demo').upstream, mock);
+  t.same(catalog.resolve('fast'), [{ upstream: a, model: 'meta/llama-8b' }]);
+  t.equal(catalog.resolve('demo')[0]!.upstream, mock);
   t.throws(() => catalog.resolve('meta/llama-8b'), 'the upstream name itself is not an alias');
   t.throws(() => catalog.resolve('__proto__'));
   t.same(catalog.list().map((m) => [m.id, m.owned_by]), [['fast', 'a'], ['demo', 'mock']]);
@@ -66,6 +66,6 @@ t.test('config aliases map to an upstream and its own model name', async (t) => 
 
 t.test('no upstream: the mock models', async (t) => {
   const catalog = new ModelCatalog(defaultConfig(), new Map([['mock', fakeUpstream('mock', async () => [])]]), silent);
-  t.equal(catalog.resolve('mock-1').model, 'mock-1');
+  t.equal(catalog.resolve('mock-1')[0]!.model, 'mock-1');
   t.throws(() => catalog.resolve('gpt-4o'));
 });
