@@ -12,6 +12,8 @@ import { registerRateLimit } from './plugins/rate-limit.js';
 import { registerRequestSummary } from './plugins/request-summary.js';
 import { Relay } from './relay/relay.js';
 import { StreamSlots } from './relay/stream-slots.js';
+import { MemoryBudgetStore, RedisBudgetStore, TokenBudget, tokensUsed } from './relay/token-budget.js';
+import { promptChars } from './schema/chat-request.js';
 import { chatCompletionsRoutes } from './routes/chat-completions.js';
 import { chatPageRoutes } from './routes/chat-page.js';
 import { healthRoutes, type GatewayState } from './routes/health.js';
@@ -75,6 +77,8 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   const redis = config.redisUrl ? await connectRedis(config, app.log, deps.redisNamespace ?? 'sse-gw:') : null;
   if (redis) redis.onAbortRequest = (id) => relay.abort(id);
   const streams = new StreamDirectory(store, redis);
+  const budget = new TokenBudget(config.tokensPerMinute, redis ? new RedisBudgetStore(redis.client, redis.namespace) : new MemoryBudgetStore());
+  relay.finished.push((gen) => void budget.record(gen.keyId, tokensUsed(gen.usage, promptChars(gen.body), gen.chunks)).catch(() => {}));
 
   const inflight = new Inflight();
   registerErrorHandler(app);
@@ -89,8 +93,8 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
     registerAuth(v1, config.gatewayApiKeys);
     await registerRateLimit(v1, config, redis ? { redis: redis.client, nameSpace: `${redis.namespace}rl:` } : undefined);
     await v1.register(modelsRoutes, { catalog });
-    await v1.register(chatCompletionsRoutes, { config, relay, catalog, streams });
-    await v1.register(streamsRoutes, { config, relay, catalog, streams });
+    await v1.register(chatCompletionsRoutes, { config, relay, catalog, streams, budget });
+    await v1.register(streamsRoutes, { config, relay, catalog, streams, budget });
   });
 
   app.addHook('onReady', () => catalog.start());

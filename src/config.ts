@@ -74,6 +74,7 @@ export const fileSchema = z.strictObject({
   chatResumeGraceMs: int(0).optional(),
   heartbeatMs: int(10).optional(),
   drainTimeoutMs: int(0).optional(),
+  tokensPerMinute: int(0).optional(),
   connectTimeoutMs: int(1).optional(),
   idleTimeoutMs: int(1).optional(),
   maxDurationMs: int(1).optional(),
@@ -106,6 +107,7 @@ export const envSchema = z.object({
   CHAT_RESUME_GRACE_MS: int(0).optional(),
   HEARTBEAT_MS: int(10).optional(),
   DRAIN_TIMEOUT_MS: int(0).optional(),
+  TOKENS_PER_MINUTE: int(0).optional(),
   UPSTREAM_CONNECT_TIMEOUT_MS: int(1).optional(),
   UPSTREAM_IDLE_TIMEOUT_MS: int(1).optional(),
   STREAM_MAX_DURATION_MS: int(1).optional(),
@@ -126,6 +128,8 @@ export interface Config {
   /** Alias → upstream name + that upstream's model (or several, in priority order). Empty: the upstream's own list (or the mock's). */
   models: Record<string, z.infer<typeof modelAliasSchema>>;
   failover: z.infer<typeof failoverSchema>;
+  /** Tokens (prompt + completion) per key per minute; 0 = no token budget. */
+  tokensPerMinute: number;
   /** Time allowed to open a TCP connection to an upstream. */
   connectTimeoutMs: number;
   /** Longest silence between two upstream chunks once streaming. */
@@ -223,6 +227,7 @@ export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
     upstreams,
     models: f.data.models,
     failover: f.data.failover,
+    tokensPerMinute: e.data.TOKENS_PER_MINUTE ?? f.data.tokensPerMinute ?? 0,
     connectTimeoutMs: e.data.UPSTREAM_CONNECT_TIMEOUT_MS ?? f.data.connectTimeoutMs ?? 10_000,
     idleTimeoutMs: e.data.UPSTREAM_IDLE_TIMEOUT_MS ?? f.data.idleTimeoutMs ?? 120_000,
     maxDurationMs: e.data.STREAM_MAX_DURATION_MS ?? f.data.maxDurationMs ?? 1_800_000,

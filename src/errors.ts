@@ -17,6 +17,7 @@ export const ErrorCodes = {
   unsupported_media_type: { status: 415, type: 'invalid_request_error' },
   rate_limit_exceeded: { status: 429, type: 'rate_limit_error' },
   too_many_streams: { status: 429, type: 'rate_limit_error' },
+  token_budget_exceeded: { status: 429, type: 'rate_limit_error' },
   upstream_rate_limited: { status: 429, type: 'rate_limit_error' },
   upstream_rejected: { status: 400, type: 'invalid_request_error' },
   upstream_error: { status: 502, type: 'upstream_error' },

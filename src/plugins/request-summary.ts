@@ -41,7 +41,14 @@ function outcomeOf(status: number, finished: boolean, summary: RequestSummary): 
  * One structured line per request, written when the response is over (or the
  * client left). Never one per chunk. Health probes log at debug.
  */
-export function registerRequestSummary(app: FastifyInstance): void {
+/** The request's line, as logged; metrics read the same facts. */
+export type SummaryLine = Record<string, unknown> & { method: string; url: string; status: number; outcome: Outcome };
+
+export function registerRequestSummary(
+  app: FastifyInstance,
+  /** Called with every request's line and summary after it is logged (metrics). */
+  observers: ((line: SummaryLine, summary: RequestSummary, route: string | undefined) => void)[] = [],
+): void {
   app.decorateRequest('summary', null as unknown as RequestSummary);
   app.addHook('onRequest', async (request, reply) => {
     const summary = new RequestSummary();
@@ -71,6 +78,7 @@ export function registerRequestSummary(app: FastifyInstance): void {
       const probe = request.url === '/healthz' || request.url === '/readyz' || request.url === '/metrics';
       if (probe) request.log.debug(line, 'request');
       else request.log.info(line, 'request');
+      for (const observe of observers) observe(line, summary, request.routeOptions.url);
     });
   });
 }

@@ -66,6 +66,21 @@ export class Generation {
     return this.opts.log;
   }
 
+  /** The client's request. */
+  get body(): ChatRequest {
+    return this.opts.body;
+  }
+
+  /** The model name the client asked for. */
+  get model(): string {
+    return this.opts.body.model;
+  }
+
+  /** Who pays for it: the key id (or IP without auth). */
+  get keyId(): string {
+    return this.opts.log.ownerKeyId;
+  }
+
   get signal(): AbortSignal {
     return this.controller.signal;
   }

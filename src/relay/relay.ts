@@ -27,6 +27,8 @@ export class Relay {
   private readonly active = new Set<Generation>();
   private readonly heartbeat: HeartbeatTicker;
   readonly breaker: CircuitBreaker;
+  /** Called once per generation when its log has ended (metrics, token budgets). */
+  readonly finished: ((gen: Generation) => void)[] = [];
 
   constructor(private readonly deps: RelayDeps) {
     this.heartbeat = new HeartbeatTicker(deps.config.heartbeatMs);
@@ -112,8 +114,9 @@ export class Relay {
       maxEvents: this.deps.config.limits.maxEventsPerStream,
     });
     gen.onFinished = () => {
-      this.active.delete(gen);
+      if (!this.active.delete(gen)) return;
       release();
+      for (const f of this.finished) f(gen);
     };
     this.active.add(gen);
     return gen;

@@ -2,7 +2,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Config } from '../config.js';
 import type { Relay } from '../relay/relay.js';
 import { watchReaders } from '../relay/reader-grace.js';
-import { chatRequestSchema } from '../schema/chat-request.js';
+import { tokensUsed, type TokenBudget } from '../relay/token-budget.js';
+import { chatRequestSchema, promptChars } from '../schema/chat-request.js';
 import { validateBody } from '../schema/validate.js';
 import type { Usage } from '../streams/stream-log.js';
 import type { StreamDirectory } from '../streams/directory.js';
@@ -13,10 +14,11 @@ export interface ChatRouteOptions {
   relay: Relay;
   catalog: ModelCatalog;
   streams: StreamDirectory;
+  budget: TokenBudget;
 }
 
 /** POST /v1/chat/completions: OpenAI-compatible, JSON or SSE. */
-export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async (app, { config, relay, catalog, streams }) => {
+export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async (app, { config, relay, catalog, streams, budget }) => {
   const schema = chatRequestSchema(config.limits);
 
   app.post('/v1/chat/completions', async (request, reply) => {
@@ -24,11 +26,13 @@ export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async
     const body = validateBody(schema, request.body);
     summary.model = body.model;
     const targets = catalog.resolve(body.model);
+    await budget.check(summary.limitKey);
 
     if (!body.stream) {
       const { completion, upstream } = await relay.complete(targets, body, reply, summary.attempts);
       summary.upstream = upstream;
       summary.usage = (completion.usage as Usage | undefined) ?? null;
+      void budget.record(summary.limitKey, tokensUsed(summary.usage, promptChars(body), 0)).catch(() => {});
       return completion;
     }
 

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { GatewayError } from '../errors.js';
 import { watchReaders } from '../relay/reader-grace.js';
 import type { Relay } from '../relay/relay.js';
+import type { TokenBudget } from '../relay/token-budget.js';
 import { chatRequestSchema } from '../schema/chat-request.js';
 import { validateBody } from '../schema/validate.js';
 import type { StreamDirectory } from '../streams/directory.js';
@@ -13,6 +14,7 @@ export interface StreamsRouteOptions {
   relay: Relay;
   catalog: ModelCatalog;
   streams: StreamDirectory;
+  budget: TokenBudget;
 }
 
 /** What EventSource waits before reconnecting: short, since a resume loses nothing. */
@@ -26,7 +28,7 @@ const EVENT_ID = /^\d{1,9}$/;
  * POST, read with a GET that EventSource can make (no body, no headers), and
  * resumed after Last-Event-ID on any replica that can see the log.
  */
-export const streamsRoutes: FastifyPluginAsync<StreamsRouteOptions> = async (app, { config, relay, catalog, streams }) => {
+export const streamsRoutes: FastifyPluginAsync<StreamsRouteOptions> = async (app, { config, relay, catalog, streams, budget }) => {
   const schema = chatRequestSchema(config.limits);
 
   app.post('/v1/streams', async (request, reply) => {
@@ -34,6 +36,7 @@ export const streamsRoutes: FastifyPluginAsync<StreamsRouteOptions> = async (app
     const body = validateBody(schema, request.body);
     summary.model = body.model;
     const targets = catalog.resolve(body.model);
+    await budget.check(summary.limitKey);
     const gen = relay.launch(targets, { ...body, stream: true }, summary.limitKey, summary.startedAt);
     summary.generation = gen;
     // Nobody reads yet: the grace period starts now, and a reader arriving in time stops it.

@@ -155,6 +155,13 @@ export function chatRequestSchema(limits: RequestLimits) {
 
 export type ChatRequest = z.infer<ReturnType<typeof chatRequestSchema>>;
 
+/** Characters of text in the prompt: the basis of token estimates when an upstream reports no usage. */
+export function promptChars(req: Pick<ChatRequest, 'messages'>): number {
+  let n = 0;
+  for (const m of req.messages) n += contentChars(m.content);
+  return n;
+}
+
 function contentChars(content: unknown): number {
   if (typeof content === 'string') return content.length;
   if (!Array.isArray(content)) return 0;

@@ -18,6 +18,8 @@ export interface LogReader {
   onEnd(end: StreamEnd, id: number): void;
   /** A promise while the reader's socket is full: the generation waits on it. */
   congestion(): Promise<void> | null;
+  /** Bytes written to the reader but not yet taken by its socket. */
+  readonly buffered?: number;
 }
 
 /** What a reader needs of a log, wherever it lives (this process, or Redis for another replica's). */
@@ -114,6 +116,13 @@ export class StreamLog implements ReadableLog {
 
   detach(reader: LogReader): void {
     if (this.readers.delete(reader)) this.onReadersChange?.(this.readers.size);
+  }
+
+  /** The most bytes any reader has waiting in its socket's buffer (backpressure keeps this bounded). */
+  maxReaderBuffered(): number {
+    let max = 0;
+    for (const r of this.readers) max = Math.max(max, r.buffered ?? 0);
+    return max;
   }
 
   /** Resolves when every reader's socket can take more; null when none is full. */

@@ -21,6 +21,8 @@ export interface RecordedRequest {
 export interface MockServerOptions extends Partial<MockSpeed> {
   /** When set, requests must carry `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
+  /** Directives applied to every request, e.g. `[mock:fail-before=503]` for an upstream that is down. */
+  directives?: string;
 }
 
 export class MockUpstreamServer extends EventEmitter {
@@ -98,7 +100,7 @@ export class MockUpstreamServer extends EventEmitter {
   }
 
   private answer(body: ChatRequest, rec: RecordedRequest, res: ServerResponse): void {
-    const plan = planCompletion(body, this.speed);
+    const plan = planCompletion(body, this.speed, this.opts.directives);
     const fault = plan.fault;
     if (fault?.kind === 'fail-before') {
       rec.outcome = 'failed';
@@ -143,7 +145,11 @@ export class MockUpstreamServer extends EventEmitter {
       const ok = res.write(out);
       if (plan.interTokenMs > 0) setTimeout(step, plan.interTokenMs);
       else if (ok) setImmediate(step);
-      else res.once('drain', step);
+      else {
+        // The client stopped taking bytes: tests watch for this to prove backpressure reaches upstream.
+        this.emit('blocked', rec);
+        res.once('drain', step);
+      }
     };
     if (plan.firstTokenMs > 0) setTimeout(step, plan.firstTokenMs);
     else step();

@@ -111,9 +111,10 @@ function fault(d: Map<string, string>): MockFault | null {
   return null;
 }
 
-export function planCompletion(req: ChatRequest, speed: MockSpeed): MockPlan {
+/** `extraDirectives` apply on top of the prompt's own (a mock server that always fails, say). */
+export function planCompletion(req: ChatRequest, speed: MockSpeed, extraDirectives = ''): MockPlan {
   const userText = lastUserText(req);
-  const d = directives(userText);
+  const d = directives(userText + extraDirectives);
   const hash = createHash('sha256').update(JSON.stringify([req.model, req.messages, req.tools ?? null])).digest();
   const next = rng(hash.readUInt32LE(0));
   const id = 'chatcmpl-mock' + hash.toString('hex').slice(0, 20);
