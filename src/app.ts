@@ -8,6 +8,8 @@ import { registerCors } from './plugins/cors.js';
 import { registerDrainGuard } from './plugins/drain-guard.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
 import { Inflight } from './plugins/inflight.js';
+import { registerLoadShedding } from './plugins/load-shedding.js';
+import { Metrics } from './plugins/metrics.js';
 import { registerRateLimit } from './plugins/rate-limit.js';
 import { registerRequestSummary } from './plugins/request-summary.js';
 import { Relay } from './relay/relay.js';
@@ -80,12 +82,24 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   const budget = new TokenBudget(config.tokensPerMinute, redis ? new RedisBudgetStore(redis.client, redis.namespace) : new MemoryBudgetStore());
   relay.finished.push((gen) => void budget.record(gen.keyId, tokensUsed(gen.usage, promptChars(gen.body), gen.chunks)).catch(() => {}));
 
+  // --- metrics: fed once per generation and once per request, never per chunk ---
+  const metrics = new Metrics({
+    activeStreams: () => relay.activeCount,
+    draining: () => state.draining,
+    isServedModel: (model) => catalog.list().some((m) => m.id === model),
+  });
+  relay.finished.push(metrics.onGeneration);
+  // --- end metrics ---
+
   const inflight = new Inflight();
   registerErrorHandler(app);
   inflight.register(app);
-  registerRequestSummary(app);
+  registerRequestSummary(app, [metrics.onRequest]);
   await registerCors(app, config);
+  // After CORS, so a shed request's 503 is still readable by a browser; probes and /metrics are never shed.
+  await registerLoadShedding(app, config);
   await app.register(healthRoutes, { state });
+  metrics.register(app); // GET /metrics at the root: no auth, no rate limit
   await app.register(chatPageRoutes);
 
   await app.register(async (v1) => {

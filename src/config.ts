@@ -59,6 +59,26 @@ const mockSchema = z.strictObject({
   firstTokenDelayMs: int(0).default(150),
 });
 
+// --- load shedding (plugins/load-shedding.ts) ---
+/** Past any threshold new requests get 503 `overloaded`; 0 turns that check off. */
+const pressureSchema = z.strictObject({
+  /** Mean event-loop delay over the last sample (env MAX_EVENT_LOOP_DELAY_MS). */
+  maxEventLoopDelayMs: int(0).default(1000),
+  /** Event-loop utilization (0..1) over the last sample. */
+  maxEventLoopUtilization: z.coerce
+    .number({ error: 'must be a number' })
+    .min(0, { error: 'must be >= 0' })
+    .max(1, { error: 'must be <= 1' })
+    .default(0.98),
+  maxHeapUsedBytes: int(0).default(0),
+  maxRssBytes: int(0).default(0),
+  /** How often the process is sampled. */
+  sampleIntervalMs: int(10).default(1000),
+  /** Retry-After of a shed request. */
+  retryAfterSeconds: int(1).default(10),
+});
+// --- end load shedding ---
+
 /** The JSON file's shape: deployment structure (upstreams, aliases) plus defaults. */
 export const fileSchema = z.strictObject({
   upstreams: z.record(z.string().min(1), upstreamSchema).default({}),
@@ -66,6 +86,7 @@ export const fileSchema = z.strictObject({
   limits: limitsSchema.default(limitsSchema.parse({})),
   mock: mockSchema.default(mockSchema.parse({})),
   failover: failoverSchema.default(failoverSchema.parse({})),
+  pressure: pressureSchema.default(pressureSchema.parse({})), // load shedding
   modelsRefreshMs: int(1000).default(60_000),
   rateLimit: z.strictObject({ max: int(1).optional(), windowMs: int(1).optional() }).default({}),
   maxConcurrentStreams: int(1).optional(),
@@ -112,6 +133,7 @@ export const envSchema = z.object({
   UPSTREAM_IDLE_TIMEOUT_MS: int(1).optional(),
   STREAM_MAX_DURATION_MS: int(1).optional(),
   CLIENT_STALL_TIMEOUT_MS: int(1).optional(),
+  MAX_EVENT_LOOP_DELAY_MS: int(0).optional(), // load shedding
   LOG_LEVEL: logLevel.default('info'),
 });
 
@@ -153,6 +175,8 @@ export interface Config {
   logLevel: z.infer<typeof logLevel>;
   limits: z.infer<typeof limitsSchema>;
   mock: z.infer<typeof mockSchema>;
+  /** Load-shedding thresholds (503 `overloaded` past any of them). */
+  pressure: z.infer<typeof pressureSchema>;
 }
 
 export class ConfigError extends Error {
@@ -249,6 +273,7 @@ export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
     logLevel: e.data.LOG_LEVEL,
     limits: f.data.limits,
     mock: f.data.mock,
+    pressure: { ...f.data.pressure, maxEventLoopDelayMs: e.data.MAX_EVENT_LOOP_DELAY_MS ?? f.data.pressure.maxEventLoopDelayMs }, // load shedding
   };
 }
 

@@ -23,6 +23,7 @@ export const ErrorCodes = {
   upstream_error: { status: 502, type: 'upstream_error' },
   upstream_timeout: { status: 504, type: 'timeout_error' },
   draining: { status: 503, type: 'service_unavailable_error' },
+  overloaded: { status: 503, type: 'service_unavailable_error' },
   internal_error: { status: 500, type: 'server_error' },
 } as const;
 

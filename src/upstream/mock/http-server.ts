@@ -125,12 +125,13 @@ export class MockUpstreamServer extends EventEmitter {
     const step = () => {
       if (res.destroyed) return;
       if (i >= stopAt) {
-        rec.outcome = 'failed';
         if (fault?.kind === 'fail-after') {
+          rec.outcome = 'failed';
           res.end('data: {"error":{"message":"mock failure mid-stream","type":"server_error","code":null}}\n\n');
         } else if (fault?.kind === 'drop-after') {
+          rec.outcome = 'failed';
           res.destroy();
-        } // hang-after: stay silent until the client leaves
+        } // hang-after: stay silent until the client leaves (recorded as an abort then)
         return;
       }
       if (i >= chunks.length) {

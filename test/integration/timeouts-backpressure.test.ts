@@ -1,0 +1,81 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import t from 'tap';
+import { chatBody, startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
+import { parseSse, post } from '../helpers/sse.js';
+
+const NO_RETRY = { maxAttempts: 1, backoffMs: 0, maxBackoffMs: 0, retryAfterCapMs: 0, breakerThreshold: 1_000_000, breakerCoolDownMs: 0 };
+
+t.test('idle gap: an upstream that goes silent mid-stream → error event, upstream aborted', async (t) => {
+  const { mock, baseUrl } = await startMock({ tokensPerSecond: 0, firstTokenDelayMs: 0 });
+  const gw = await startGateway({ ...viaUpstream(baseUrl), idleTimeoutMs: 200, failover: NO_RETRY });
+  t.teardown(async () => {
+    await gw.close();
+    await mock.close();
+  });
+  const res = await post(`${gw.url}/v1/chat/completions`, chatBody('[mock:hang-after=3]', { stream: true }));
+  const events = parseSse(res.body).events;
+  t.equal(events.length, 4, '3 chunks, then the error');
+  t.equal(JSON.parse(events[3]!.data).error.type, 'upstream_idle');
+  await mock.waitForAborts(1);
+});
+
+t.test('total duration: a stream past STREAM_MAX_DURATION_MS ends with an error event, upstream aborted', async (t) => {
+  const { mock, baseUrl } = await startMock({ tokensPerSecond: 50, firstTokenDelayMs: 0 });
+  const gw = await startGateway({ ...viaUpstream(baseUrl), maxDurationMs: 300, failover: NO_RETRY });
+  t.teardown(async () => {
+    await gw.close();
+    await mock.close();
+  });
+  const res = await post(`${gw.url}/v1/chat/completions`, chatBody('[mock:tokens=10000]', { stream: true }));
+  const last = parseSse(res.body).events.at(-1)!;
+  t.equal(JSON.parse(last.data).error.type, 'max_duration');
+  await mock.waitForAborts(1);
+});
+
+t.test('first byte: no answer within UPSTREAM_TIMEOUT_MS → 504, upstream aborted', async (t) => {
+  const { mock, baseUrl } = await startMock({ tokensPerSecond: 0, firstTokenDelayMs: 0 });
+  const gw = await startGateway({ ...viaUpstream(baseUrl), upstreamTimeoutMs: 150, failover: NO_RETRY });
+  t.teardown(async () => {
+    await gw.close();
+    await mock.close();
+  });
+  const res = await post(`${gw.url}/v1/chat/completions`, chatBody('[mock:first-token-ms=5000]', { stream: true }));
+  t.equal(res.status, 504);
+  await mock.waitForAborts(1);
+});
+
+t.test('backpressure: a client that stops reading stops the upstream, bounded buffers, then is dropped', async (t) => {
+  const { mock, baseUrl } = await startMock({ tokensPerSecond: 0, firstTokenDelayMs: 0 });
+  const gw = await startGateway({ ...viaUpstream(baseUrl), clientStallTimeoutMs: 400 });
+  t.teardown(async () => {
+    await gw.close();
+    await mock.close();
+  });
+  // A raw socket, so the test decides when bytes are read: here, never after the headers.
+  const socket = connect(Number(new URL(gw.url).port), '127.0.0.1');
+  socket.setNoDelay(true);
+  await once(socket, 'connect');
+  const payload = JSON.stringify(chatBody('[mock:tokens=2000000]', { stream: true }));
+  socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`);
+  const [first] = (await once(socket, 'data')) as [Buffer];
+  const streamId = /x-stream-id: (\S+)/i.exec(first.toString('latin1'))?.[1];
+  t.ok(streamId, 'the stream started');
+  socket.pause();
+  socket.on('error', () => {});
+
+  // The upstream feels it: its socket to the gateway fills, because the gateway stopped reading.
+  const [rec] = (await once(mock, 'blocked')) as [{ chunksSent: number }];
+  const log = gw.store.get(streamId!)!;
+  const bound = 512 * 1024;
+  t.ok(log.maxReaderBuffered() < bound, `the gateway holds ${log.maxReaderBuffered()} bytes for the client (< ${bound})`);
+  const sentWhenBlocked = rec.chunksSent;
+  t.ok(sentWhenBlocked < 2_000_000, `the upstream stopped after ${sentWhenBlocked} of 2,000,000 chunks`);
+
+  // After CLIENT_STALL_TIMEOUT_MS the stalled client is dropped, and with it the upstream request.
+  await mock.waitForAborts(1);
+  t.ok(log.end, 'the stream ended');
+  t.equal(log.end?.kind === 'error' && log.end.type, 'client_disconnected');
+  t.ok(rec.chunksSent - sentWhenBlocked < 200_000, 'the upstream did not run on while the client stalled');
+  socket.destroy();
+});
