@@ -84,6 +84,25 @@ t.test('SIGTERM drains: readyz 503, new work 503, streams in flight finish, exit
   t.equal(code, 0);
 });
 
+t.test('SIGTERM with 50 streams in flight: those that fit finish with [DONE], the rest get the reconnect event, exit 0', async (t) => {
+  const { child } = run({ PORT: '0', DRAIN_TIMEOUT_MS: '2500', MAX_CONCURRENT_STREAMS: '100', RATE_LIMIT_MAX: '1000' });
+  t.teardown(() => child.kill('SIGKILL'));
+  const { address } = await started(child);
+  const open = (tokens: number, i: number) =>
+    openStream(`${address}/v1/chat/completions`, chatBody(`n${i} [mock:tokens=${tokens}] [mock:tps=20] [mock:first-token-ms=0]`, { stream: true }));
+  const short = await Promise.all(Array.from({ length: 40 }, (_, i) => open(10, i)));
+  const long = await Promise.all(Array.from({ length: 10 }, (_, i) => open(1000, i)));
+  await Promise.all([...short, ...long].map((s) => s.until((h) => h.events.length >= 1)));
+  child.kill('SIGTERM');
+  const texts = await Promise.all([...short, ...long].map((s) => s.done()));
+  const last = texts.map((x) => parseSse(x).events.at(-1)!);
+  t.equal(last.slice(0, 40).filter((e) => e.data === '[DONE]').length, 40, 'the 40 that fit in the drain time finished');
+  const cut = last.slice(40).map((e) => JSON.parse(e.data).error?.type);
+  t.same(cut, Array(10).fill('shutdown'), 'the 10 that did not got the reconnect error event');
+  const [code] = await once(child, 'exit');
+  t.equal(code, 0);
+});
+
 t.test('streams still open at the drain deadline end with a shutdown error event', async (t) => {
   const { child } = run({ PORT: '0', DRAIN_TIMEOUT_MS: '200' });
   t.teardown(() => child.kill('SIGKILL'));
