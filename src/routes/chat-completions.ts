@@ -3,8 +3,8 @@ import type { Config } from '../config.js';
 import type { Relay } from '../relay/relay.js';
 import { watchReaders } from '../relay/reader-grace.js';
 import { tokensUsed, type TokenBudget } from '../relay/token-budget.js';
-import { chatRequestSchema, promptChars } from '../schema/chat-request.js';
-import { validateBody } from '../schema/validate.js';
+import { promptChars } from '../schema/chat-request.js';
+import { chatIntake } from './chat-intake.js';
 import type { Usage } from '../streams/stream-log.js';
 import type { StreamDirectory } from '../streams/directory.js';
 import type { ModelCatalog } from '../upstream/catalog.js';
@@ -19,14 +19,11 @@ export interface ChatRouteOptions {
 
 /** POST /v1/chat/completions: OpenAI-compatible, JSON or SSE. */
 export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async (app, { config, relay, catalog, streams, budget }) => {
-  const schema = chatRequestSchema(config.limits);
+  const intake = chatIntake(config, catalog, budget);
 
   app.post('/v1/chat/completions', async (request, reply) => {
     const summary = request.summary;
-    const body = validateBody(schema, request.body);
-    summary.model = body.model;
-    const targets = catalog.resolve(body.model);
-    await budget.check(summary.limitKey);
+    const { body, targets } = await intake(request);
 
     if (!body.stream) {
       const { completion, upstream } = await relay.complete(targets, body, reply, summary.attempts);

@@ -4,8 +4,7 @@ import { GatewayError } from '../errors.js';
 import { watchReaders } from '../relay/reader-grace.js';
 import type { Relay } from '../relay/relay.js';
 import type { TokenBudget } from '../relay/token-budget.js';
-import { chatRequestSchema } from '../schema/chat-request.js';
-import { validateBody } from '../schema/validate.js';
+import { chatIntake } from './chat-intake.js';
 import type { StreamDirectory } from '../streams/directory.js';
 import type { ModelCatalog } from '../upstream/catalog.js';
 
@@ -29,14 +28,11 @@ const EVENT_ID = /^\d{1,9}$/;
  * resumed after Last-Event-ID on any replica that can see the log.
  */
 export const streamsRoutes: FastifyPluginAsync<StreamsRouteOptions> = async (app, { config, relay, catalog, streams, budget }) => {
-  const schema = chatRequestSchema(config.limits);
+  const intake = chatIntake(config, catalog, budget);
 
   app.post('/v1/streams', async (request, reply) => {
     const summary = request.summary;
-    const body = validateBody(schema, request.body);
-    summary.model = body.model;
-    const targets = catalog.resolve(body.model);
-    await budget.check(summary.limitKey);
+    const { body, targets } = await intake(request);
     const gen = relay.launch(targets, { ...body, stream: true }, summary.limitKey, summary.startedAt);
     summary.generation = gen;
     // Nobody reads yet: the grace period starts now, and a reader arriving in time stops it.

@@ -1,28 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { Socket } from 'node:net';
+import { REDIS_URL, redisReachable } from '../helpers/redis.js';
 import t, { type Test } from 'tap';
 import { chatBody, startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
 import { getStream, openStream, parseSse, post, serialize } from '../helpers/sse.js';
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-async function redisReachable(): Promise<boolean> {
-  const u = new URL(REDIS_URL);
-  return new Promise((resolve) => {
-    const s = new Socket();
-    s.setTimeout(1000);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-    s.once('timeout', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.connect(Number(u.port || 6379), u.hostname);
-  });
-}
 
 if (!(await redisReachable())) {
   t.comment(`SKIPPED: no Redis at ${REDIS_URL} — the cross-replica tests need one (CI starts it)`);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Socket } from 'node:net';
+import { REDIS_URL, redisReachable } from '../helpers/redis.js';
 import t from 'tap';
 import { TokenBudget, MemoryBudgetStore, tokensUsed } from '../../src/relay/token-budget.js';
 import { chatBody, startGateway } from '../helpers/gateway.js';
@@ -41,18 +41,6 @@ t.test('TOKENS_PER_MINUTE counts usage per key, streamed or not', async (t) => {
   t.equal((await post(`${gw.url}/v1/chat/completions`, chatBody('hi'), { authorization: 'Bearer key-b' })).status, 200, 'keys count apart');
 });
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-async function redisReachable(): Promise<boolean> {
-  const u = new URL(REDIS_URL);
-  return new Promise((resolve) => {
-    const s = new Socket();
-    s.setTimeout(1000);
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-    s.once('timeout', () => (s.destroy(), resolve(false)));
-    s.connect(Number(u.port || 6379), u.hostname);
-  });
-}
 
 const haveRedis = await redisReachable();
 if (!haveRedis) t.comment(`SKIPPED: no Redis at ${REDIS_URL} — the shared-budget test needs one (CI starts it)`);
