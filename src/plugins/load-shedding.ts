@@ -30,6 +30,8 @@ export async function registerLoadShedding(app: FastifyInstance, config: Config)
     // and the request's one log line carries error_code "overloaded" (no extra line per shed request).
     pressureHandler: (request: FastifyRequest) => {
       if (request.routeOptions.url !== undefined && NEVER_SHED.has(request.routeOptions.url)) return;
+      // Resume reads (EventSource) are cheap, and a 503 would make the browser stop for good.
+      if (request.routeOptions.config.public) return;
       return Promise.reject(shed);
     },
   });

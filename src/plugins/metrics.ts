@@ -139,8 +139,7 @@ export class Metrics {
   readonly onGeneration = (gen: Generation): void => {
     const model = this.modelLabel(gen.model);
     if (gen.ttftMs !== null) this.ttft.observe({ model }, gen.ttftMs / 1000);
-    // `opts.startedAt` is the request's arrival (what ttftMs counts from); Generation exposes no getter for it.
-    this.duration.observe({ model, outcome: gen.outcome ?? 'upstream_error' }, (performance.now() - gen['opts'].startedAt) / 1000);
+    this.duration.observe({ model, outcome: gen.outcome ?? 'upstream_error' }, (performance.now() - gen.startedAt) / 1000);
     this.countUsage(model, gen.usage);
     this.countAttempts(gen.attempts);
     const end = gen.log.end;

@@ -71,6 +71,11 @@ export class Generation {
     return this.opts.body;
   }
 
+  /** performance.now() at the request's arrival (what ttftMs counts from). */
+  get startedAt(): number {
+    return this.opts.startedAt;
+  }
+
   /** The model name the client asked for. */
   get model(): string {
     return this.opts.body.model;
@@ -121,8 +126,9 @@ export class Generation {
       if (reason instanceof GatewayAbort && reason.reason !== 'upstream_timeout') {
         this.opts.log.finish({ kind: 'error', type: reason.reason, message: abortMessage(reason.reason) }, this.now());
       } else {
+        // The same shape as a failure after the first byte: readers need not tell them apart.
         const e = this.error!;
-        this.opts.log.finish({ kind: 'error', type: e.type, code: e.code, message: e.message }, this.now());
+        this.opts.log.finish({ kind: 'error', type: 'upstream_error', code: e.code, message: e.message }, this.now());
       }
       this.onFinished?.();
       return;

@@ -48,14 +48,15 @@ export class Relay {
     for (const gen of this.active) gen.abort('shutdown');
   }
 
-  /**
-   * Starts a generation and waits for its first batch. Throws a GatewayError
-   * (429 slots, 502/504 upstream…) while nothing has been committed yet.
-   */
   /** A generation not started yet (takes a concurrency slot: 429 when none is free). */
   prepare(targets: readonly Target[], body: ChatRequest, keyId: string, startedAt: number): Generation {
     return this.create(targets, body, keyId, startedAt);
   }
+
+  /**
+   * Starts a generation and waits for its first batch. Throws a GatewayError
+   * (502/504 upstream…) while nothing has been committed yet.
+   */
 
   async start(gen: Generation, reply: FastifyReply): Promise<Generation> {
     // Until serve() takes over, a client that leaves must still stop the upstream.
