@@ -79,3 +79,32 @@ t.test('backpressure: a client that stops reading stops the upstream, bounded bu
   t.ok(rec.chunksSent - sentWhenBlocked < 200_000, 'the upstream did not run on while the client stalled');
   socket.destroy();
 });
+
+t.test('connect: an upstream that never completes the TCP handshake → 504 after UPSTREAM_CONNECT_TIMEOUT_MS', async (t) => {
+  // A listener whose process is stopped, with its accept queue (backlog 1) filled: the kernel
+  // then drops further SYNs, so the gateway's connect hangs the way a dead host's does.
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['-e', "require('net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, function () { console.log(this.address().port) })"], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const sockets: import('node:net').Socket[] = [];
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    child.kill('SIGKILL');
+  });
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  const port = Number(line.toString().trim());
+  process.kill(child.pid!, 'SIGSTOP');
+  for (let i = 0; i < 4; i++) {
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    sockets.push(s);
+  }
+  const gw = await startGateway({ ...viaUpstream(`http://127.0.0.1:${port}/v1`), connectTimeoutMs: 200, upstreamTimeoutMs: 10_000, failover: NO_RETRY });
+  t.teardown(() => gw.close());
+  const started = Date.now();
+  const res = await post(`${gw.url}/v1/chat/completions`, chatBody('hi', { stream: true }));
+  t.equal(res.status, 504);
+  t.match(JSON.parse(res.body).error.message, /connect timeout/);
+  t.ok(Date.now() - started < 5_000, 'well before the first-byte timeout');
+});
