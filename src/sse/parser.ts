@@ -50,6 +50,18 @@ export class SseParser {
     let start = 0;
     let nl: number;
     while ((nl = s.indexOf('\n', start)) !== -1) {
+      // Fast path, what OpenAI-compatible servers send: a lone `data: …` line and a blank line.
+      if (
+        this.data === null &&
+        this.event === '' &&
+        s.charCodeAt(nl + 1) === 10 &&
+        s.charCodeAt(start) === 100 /* d */ &&
+        s.startsWith('data: ', start)
+      ) {
+        this.sink.onEvent(s.slice(start + 6, nl), '', false);
+        start = nl + 2;
+        continue;
+      }
       this.line(s, start, nl);
       start = nl + 1;
     }
