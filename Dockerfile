@@ -27,6 +27,6 @@ EXPOSE 8080
 # No curl in the slim image: Node 20's built-in fetch does the probe.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-# The gateway handles SIGTERM (closes within 30 s); give `docker stop` enough time (-t 40).
+# SIGTERM drains (DRAIN_TIMEOUT_MS, default 25 s): give `docker stop` more than that (-t 40; compose: stop_grace_period).
 STOPSIGNAL SIGTERM
 CMD ["node", "dist/server.js"]
