@@ -24,6 +24,7 @@ import { streamsRoutes } from './routes/streams.js';
 import { StreamDirectory } from './streams/directory.js';
 import { RedisStreams } from './streams/redis-streams.js';
 import { MemoryStreamStore } from './streams/memory-store.js';
+import { cutConnectionsOnClose, transportOptions } from './transport.js';
 import { buildUpstreams, upstreamSecrets } from './upstream/build.js';
 import { ModelCatalog } from './upstream/catalog.js';
 import type { ChatUpstream } from './upstream/types.js';
@@ -67,7 +68,11 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
     genReqId: () => reqPrefix + (++reqSeq).toString(36),
     requestIdHeader: false,
     routerOptions: { maxParamLength: 200 },
+    // HTTP/2 (TLS or h2c) swaps the server, not the API the routes see (see transport.ts): the
+    // cast keeps the instance typed as HTTP/1's, whose request/response API HTTP/2's compat layer mirrors.
+    ...(transportOptions(config) as object),
   });
+  cutConnectionsOnClose(app, config);
   // JSON only: a text/plain body is refused (415), not parsed as a string.
   app.removeContentTypeParser('text/plain');
   const state = deps.state ?? { draining: false };
@@ -114,6 +119,8 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   app.addHook('onReady', () => catalog.start());
   app.addHook('onClose', async () => {
     catalog.close();
+    // Generations nobody reads any more would otherwise run on for their grace period.
+    relay.abortAll();
     relay.close();
     store.close();
     await redis?.close();

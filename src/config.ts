@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
 import { resolve, relative, isAbsolute } from 'node:path';
 import { z } from 'zod';
 
@@ -64,12 +66,15 @@ const mockSchema = z.strictObject({
 const pressureSchema = z.strictObject({
   /** Mean event-loop delay over the last sample (env MAX_EVENT_LOOP_DELAY_MS). */
   maxEventLoopDelayMs: int(0).default(1000),
-  /** Event-loop utilization (0..1) over the last sample. */
+  /**
+   * Event-loop utilization (0..1) over the last sample. Off by default: a busy
+   * but responsive relay sits near 1; the loop delay above is what clients feel.
+   */
   maxEventLoopUtilization: z.coerce
     .number({ error: 'must be a number' })
     .min(0, { error: 'must be >= 0' })
     .max(1, { error: 'must be <= 1' })
-    .default(0.98),
+    .default(0),
   maxHeapUsedBytes: int(0).default(0),
   maxRssBytes: int(0).default(0),
   /** How often the process is sampled. */
@@ -134,6 +139,11 @@ export const envSchema = z.object({
   STREAM_MAX_DURATION_MS: int(1).optional(),
   CLIENT_STALL_TIMEOUT_MS: int(1).optional(),
   MAX_EVENT_LOOP_DELAY_MS: int(0).optional(), // load shedding
+  // --- HTTP/2 ---
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
+  HTTP2_CLEARTEXT: z.enum(['true', 'false'], { error: 'must be true or false' }).optional(),
+  // --- end HTTP/2 ---
   LOG_LEVEL: logLevel.default('info'),
 });
 
@@ -177,6 +187,10 @@ export interface Config {
   mock: z.infer<typeof mockSchema>;
   /** Load-shedding thresholds (503 `overloaded` past any of them). */
   pressure: z.infer<typeof pressureSchema>;
+  /** TLS_CERT_FILE + TLS_KEY_FILE, read at start (PEM): HTTPS with HTTP/2, HTTP/1.1 by ALPN on the same port. */
+  tls?: { cert: string; key: string };
+  /** HTTP2_CLEARTEXT: h2c (prior knowledge) with no TLS, for a proxy in front; no HTTP/1 on that port. */
+  http2Cleartext?: boolean;
 }
 
 export class ConfigError extends Error {
@@ -245,6 +259,8 @@ export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
   }
 
   const cors = e.data.CORS_ORIGINS;
+  const tls = readTls(e.data.TLS_CERT_FILE, e.data.TLS_KEY_FILE, cwd);
+  if (tls && e.data.HTTP2_CLEARTEXT === 'true') throw new ConfigError('HTTP2_CLEARTEXT: cannot be combined with TLS_CERT_FILE (TLS already serves HTTP/2)');
   return {
     host: e.data.HOST,
     port: e.data.PORT,
@@ -274,7 +290,41 @@ export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
     limits: f.data.limits,
     mock: f.data.mock,
     pressure: { ...f.data.pressure, maxEventLoopDelayMs: e.data.MAX_EVENT_LOOP_DELAY_MS ?? f.data.pressure.maxEventLoopDelayMs }, // load shedding
+    ...(tls ? { tls } : {}),
+    ...(e.data.HTTP2_CLEARTEXT === 'true' ? { http2Cleartext: true } : {}),
   };
+}
+
+/** Reads and checks the certificate pair now, so a bad file stops the start instead of the first handshake. */
+function readTls(certFile: string | undefined, keyFile: string | undefined, cwd: string): { cert: string; key: string } | undefined {
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile) throw new ConfigError('TLS_CERT_FILE: must be set together with TLS_KEY_FILE');
+  if (!keyFile) throw new ConfigError('TLS_KEY_FILE: must be set together with TLS_CERT_FILE');
+  const read = (name: string, file: string): string => {
+    try {
+      return readFileSync(isAbsolute(file) ? file : resolve(cwd, file), 'utf8');
+    } catch (err) {
+      throw new ConfigError(`${name}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  };
+  const cert = read('TLS_CERT_FILE', certFile);
+  const key = read('TLS_KEY_FILE', keyFile);
+  try {
+    new X509Certificate(cert);
+  } catch {
+    throw new ConfigError(`TLS_CERT_FILE: ${certFile} is not a PEM certificate`);
+  }
+  try {
+    createPrivateKey(key);
+  } catch {
+    throw new ConfigError(`TLS_KEY_FILE: ${keyFile} is not a PEM private key (or it is encrypted)`);
+  }
+  try {
+    createSecureContext({ cert, key });
+  } catch {
+    throw new ConfigError(`TLS_KEY_FILE: ${keyFile} does not match the certificate in TLS_CERT_FILE`);
+  }
+  return { cert, key };
 }
 
 /** A config for tests and embedding: the defaults, overridden field by field. */

@@ -2,6 +2,7 @@ import closeWithGrace from 'close-with-grace';
 import { buildGateway } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
+import { transportName } from './transport.js';
 
 /** The only file that reads process.env, listens, and handles signals. */
 
@@ -47,4 +48,7 @@ try {
   process.exit(1);
 }
 const upstreams = Object.keys(config.upstreams);
-logger.info({ upstreams: upstreams.length ? upstreams : ['mock (built-in)'], address }, `gateway ready on ${address}`);
+logger.info(
+  { upstreams: upstreams.length ? upstreams : ['mock (built-in)'], address, protocol: transportName(config) },
+  `gateway ready on ${address}`,
+);

@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import type { ErrorCode } from '../errors.js';
@@ -66,7 +67,10 @@ export function registerRequestSummary(
         upstream: gen?.upstream ?? summary.upstream,
         attempts: (gen?.attempts ?? summary.attempts).length > 1 ? (gen?.attempts ?? summary.attempts) : undefined,
         status: res.statusCode,
-        outcome: outcomeOf(res.statusCode, res.writableFinished, summary),
+        // HTTP/2: an RST_STREAM ends the stream's writable side itself, so writableFinished alone can be
+        // true for a client that left; writableEnded is only set by our end(). On HTTP/1 finished implies ended.
+        // Without a real socket (app.inject) nothing is ever flushed: ended is all there is.
+        outcome: outcomeOf(res.statusCode, res.writableEnded && (res.writableFinished || !(res.socket instanceof Socket)), summary),
         error_code: summary.errorCode ?? gen?.error?.code ?? null,
         stream_id: gen?.log.id ?? null,
         ttft_ms: gen?.ttftMs != null ? Math.round(gen.ttftMs * 100) / 100 : null,

@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { constants as http2, type Http2ServerResponse } from 'node:http2';
 import type { LogReader, StreamEnd } from '../streams/stream-log.js';
 import { DONE_FRAME, PING_FRAME, SSE_HEADERS, dataFrame, namedFrame } from './frame.js';
 import type { Beating, HeartbeatTicker } from './heartbeat.js';
@@ -64,7 +65,11 @@ export class SseWriter implements LogReader, Beating {
 
   private readonly onStall = (): void => {
     this.stalled = true;
-    this.res.destroy();
+    // HTTP/2: a bare destroy() resets the stream with NO_ERROR, which a client may take for a clean end
+    // (and one that is not reading never sees it). CANCEL says the response was cut; the session lives on.
+    const h2 = (this.res as unknown as Partial<Http2ServerResponse>).stream;
+    if (h2) h2.close(http2.NGHTTP2_CANCEL);
+    else this.res.destroy();
   };
 
   /** Bytes accepted by write() but not yet taken by the client's socket. */
@@ -80,7 +85,8 @@ export class SseWriter implements LogReader, Beating {
     if (this.ended) return;
     this.ended = true;
     this.heartbeat.remove(this);
-    if (this.res.destroyed) return;
+    // HTTP/2's Http2ServerResponse has no `destroyed`; `stalled` marks the one cut made here (onStall).
+    if (this.stalled || this.res.destroyed) return;
     if (this.style === 'openai') {
       if (end.kind === 'done') this.res.end(DONE_FRAME);
       else this.res.end(dataFrame(id, errorJson(end)));

@@ -13,7 +13,8 @@ export const CHROMIUM = '/usr/bin/chromium';
 
 export const hasChromium = (): boolean => existsSync(CHROMIUM);
 
-export function launchBrowser(): Promise<Browser> {
+/** `extraArgs`, e.g. `--ignore-certificate-errors` for a gateway with a self-signed certificate. */
+export function launchBrowser(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     timeout: 20_000,
@@ -26,6 +27,7 @@ export function launchBrowser(): Promise<Browser> {
       '--disable-component-update',
       '--disable-sync',
       '--disable-quic',
+      ...extraArgs,
     ],
   });
 }

@@ -44,7 +44,8 @@ export async function startGateway(overrides: Partial<Config> = {}, deps: AppDep
   const gw = await buildGateway(config, { logger: createLogger(config.logLevel, logs), ...deps });
   await gw.app.listen({ host: '127.0.0.1', port: 0 });
   const port = (gw.app.server.address() as AddressInfo).port;
-  return { ...gw, url: `http://127.0.0.1:${port}`, logs, config, close: () => gw.app.close() };
+  const scheme = config.tls ? 'https' : 'http';
+  return { ...gw, url: `${scheme}://127.0.0.1:${port}`, logs, config, close: () => gw.app.close() };
 }
 
 /** The mock model as a real HTTP upstream on port 0; no delays unless asked. */
