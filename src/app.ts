@@ -67,6 +67,8 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
     // Unique across replicas (random prefix per process) and cheap per request.
     genReqId: () => reqPrefix + (++reqSeq).toString(36),
     requestIdHeader: false,
+    // Behind nginx or a cloud load balancer, per-IP limits need the client's address, not the proxy's.
+    trustProxy: config.trustProxy,
     routerOptions: { maxParamLength: 200 },
     // HTTP/2 (TLS or h2c) swaps the server, not the API the routes see (see transport.ts): the
     // cast keeps the instance typed as HTTP/1's, whose request/response API HTTP/2's compat layer mirrors.

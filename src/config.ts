@@ -134,6 +134,12 @@ export const envSchema = z.object({
   HEARTBEAT_MS: int(10).optional(),
   DRAIN_TIMEOUT_MS: int(0).optional(),
   TOKENS_PER_MINUTE: int(0).optional(),
+  TRUST_PROXY: z
+    .string()
+    .regex(/^(true|false|\d{1,2}|[0-9a-fA-F.:/]+(\s*,\s*[0-9a-fA-F.:/]+)*)$/, {
+      error: 'must be true, false, a hop count, or a comma list of proxy IPs/CIDRs',
+    })
+    .optional(),
   UPSTREAM_CONNECT_TIMEOUT_MS: int(1).optional(),
   UPSTREAM_IDLE_TIMEOUT_MS: int(1).optional(),
   STREAM_MAX_DURATION_MS: int(1).optional(),
@@ -160,6 +166,11 @@ export interface Config {
   /** Alias → upstream name + that upstream's model (or several, in priority order). Empty: the upstream's own list (or the mock's). */
   models: Record<string, z.infer<typeof modelAliasSchema>>;
   failover: z.infer<typeof failoverSchema>;
+  /**
+   * Which proxies' X-Forwarded-For to believe (request.ip, per-IP limits): false (default),
+   * true, a hop count, or a comma list of addresses/CIDRs — Fastify's trustProxy.
+   */
+  trustProxy: boolean | string | ((address: string, hop: number) => boolean);
   /** Tokens (prompt + completion) per key per minute; 0 = no token budget. */
   tokensPerMinute: number;
   /** Time allowed to open a TCP connection to an upstream. */
@@ -268,6 +279,7 @@ export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
     models: f.data.models,
     failover: f.data.failover,
     tokensPerMinute: e.data.TOKENS_PER_MINUTE ?? f.data.tokensPerMinute ?? 0,
+    trustProxy: parseTrustProxy(e.data.TRUST_PROXY),
     connectTimeoutMs: e.data.UPSTREAM_CONNECT_TIMEOUT_MS ?? f.data.connectTimeoutMs ?? 10_000,
     idleTimeoutMs: e.data.UPSTREAM_IDLE_TIMEOUT_MS ?? f.data.idleTimeoutMs ?? 120_000,
     maxDurationMs: e.data.STREAM_MAX_DURATION_MS ?? f.data.maxDurationMs ?? 1_800_000,
@@ -325,6 +337,15 @@ function readTls(certFile: string | undefined, keyFile: string | undefined, cwd:
     throw new ConfigError(`TLS_KEY_FILE: ${keyFile} does not match the certificate in TLS_CERT_FILE`);
   }
   return { cert, key };
+}
+
+function parseTrustProxy(v: string | undefined): Config['trustProxy'] {
+  if (v === undefined || v === 'false') return false;
+  if (v === 'true') return true;
+  if (!/^\d+$/.test(v)) return v;
+  // A hop count: trust that many proxies nearest to us.
+  const hops = Number(v);
+  return (_address, hop) => hop < hops;
 }
 
 /** A config for tests and embedding: the defaults, overridden field by field. */

@@ -294,3 +294,17 @@ t.test('models and health probes', async (t) => {
   const back = await gw.app.inject({ method: 'GET', url: '/readyz' });
   t.equal(back.statusCode, 200, 'ready again once draining is cleared');
 });
+
+t.test('TRUST_PROXY: behind a proxy, per-IP limits count the forwarded client address', async (t) => {
+  const { startGateway: start } = await import('../helpers/gateway.js');
+  const trusting = await start({ trustProxy: '127.0.0.1', rateLimit: { max: 1, windowMs: 60_000 } });
+  const naive = await start({ rateLimit: { max: 1, windowMs: 60_000 } });
+  t.teardown(async () => {
+    await trusting.close();
+    await naive.close();
+  });
+  const get = (gw: { app: { inject: (o: object) => Promise<{ statusCode: number }> } }, ip: string) =>
+    gw.app.inject({ method: 'GET', url: '/v1/models', remoteAddress: '127.0.0.1', headers: { 'x-forwarded-for': ip } });
+  t.same([(await get(trusting, '203.0.113.1')).statusCode, (await get(trusting, '203.0.113.2')).statusCode], [200, 200], 'two clients behind one proxy');
+  t.same([(await get(naive, '203.0.113.1')).statusCode, (await get(naive, '203.0.113.2')).statusCode], [200, 429], 'without it, the proxy is one client');
+});
