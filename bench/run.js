@@ -12,11 +12,11 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { findNginx, freePort, httpGet, killGroup } from '../scripts/proc-util.mjs';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
@@ -33,17 +33,6 @@ const log = (msg) => process.stderr.write(`[bench ${((performance.now() - tStart
 const children = new Map();
 let cleanedUp = false;
 
-function killGroup(pid, signal) {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      /* already gone */
-    }
-  }
-}
 
 function cleanup() {
   if (cleanedUp) return;
@@ -88,30 +77,7 @@ async function stop(child, graceMs = 3000) {
   killGroup(child.pid, 'SIGKILL');
 }
 
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
 
-function httpGet(url, timeoutMs = 2000) {
-  return new Promise((res, rej) => {
-    const req = http.get(url, { agent: false, timeout: timeoutMs }, (r) => {
-      let body = '';
-      r.setEncoding('utf8');
-      r.on('data', (c) => (body += c));
-      r.on('end', () => res({ status: r.statusCode, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', rej);
-  });
-}
 
 function httpPost(url) {
   return new Promise((res, rej) => {
@@ -276,12 +242,6 @@ function readGatewayLog(file, chunks) {
   return out;
 }
 
-function findNginx() {
-  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin']) {
-    if (dir && existsSync(join(dir, 'nginx'))) return join(dir, 'nginx');
-  }
-  return null;
-}
 
 async function startNginx(bin, upstream, tag) {
   const port = await freePort();

@@ -8,12 +8,14 @@
 // SIGKILL if this process exits first.
 import { spawn } from 'node:child_process';
 import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { findBinary, findNginx, freePort, httpGet, killGroup } from './proc-util.mjs';
+
+export { findNginx, freePort };
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SERVER = join(ROOT, 'dist/server.js');
@@ -47,19 +49,6 @@ const deadline = (ms) => new Promise((r) => setTimeout(() => r(null), ms).unref(
 /** The process groups started here and not yet seen to exit (by their leader's pid). */
 const live = new Set();
 
-function killGroup(pid, signal) {
-  try {
-    process.kill(-pid, signal);
-    return true;
-  } catch {
-    try {
-      process.kill(pid, signal);
-      return true;
-    } catch {
-      return false; // already gone
-    }
-  }
-}
 
 // Reaper: a small detached process that holds the list of our process groups and SIGKILLs
 // them when its stdin reaches EOF, i.e. when this process is gone, however it went (even
@@ -173,17 +162,6 @@ function waitForLine(proc, lines, match, timeoutMs, what) {
 }
 
 // ------------------------------------------------------------------ small network helpers
-export function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
 
 /** PING over a raw socket: true when a Redis answers +PONG (or asks for auth, which is still a Redis). */
 export function redisPing(url = DEFAULT_REDIS_URL, timeoutMs = 1000) {
@@ -205,17 +183,7 @@ export function redisPing(url = DEFAULT_REDIS_URL, timeoutMs = 1000) {
   });
 }
 
-function findBinary(name, extraDirs = []) {
-  for (const dir of [...(process.env.PATH ?? '').split(':'), ...extraDirs]) {
-    if (dir && existsSync(join(dir, name))) return join(dir, name);
-  }
-  return null;
-}
 
-/** The nginx binary (apt puts it in /usr/sbin, often not on a user's PATH), or null. */
-export function findNginx() {
-  return findBinary('nginx', ['/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin']);
-}
 
 export function findRedisServer() {
   return findBinary('redis-server', ['/usr/bin', '/usr/sbin', '/usr/local/bin']);
@@ -226,18 +194,6 @@ export async function redisAvailable(url = DEFAULT_REDIS_URL) {
   return (await redisPing(url)) || findRedisServer() !== null;
 }
 
-function httpGet(url, timeoutMs = 1000) {
-  return new Promise((res, rej) => {
-    const req = http.get(url, { agent: false, timeout: timeoutMs }, (r) => {
-      let body = '';
-      r.setEncoding('utf8');
-      r.on('data', (c) => (body += c));
-      r.on('end', () => res({ status: r.statusCode, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', rej);
-  });
-}
 
 // ------------------------------------------------------------------ nginx config
 /**

@@ -117,7 +117,6 @@ export function fromUpstreamFailure(err: unknown, secrets: readonly string[] = [
 }
 
 /** The error object written into a stream once headers are out. */
-export function streamErrorPayload(err: GatewayError | { type: string; message: string; code?: string }): string {
-  const e = err instanceof GatewayError ? { type: err.type, code: err.code, message: err.message } : err;
-  return JSON.stringify({ error: e });
+export function streamErrorPayload(err: { type: string; message: string; code?: string }): string {
+  return JSON.stringify({ error: { type: err.type, code: err.code, message: err.message } });
 }

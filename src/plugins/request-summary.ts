@@ -59,13 +59,14 @@ export function registerRequestSummary(
     reply.raw.once('close', () => {
       const res = reply.raw;
       const gen = summary.generation;
+      const attempts = gen?.attempts ?? summary.attempts;
       const line = {
         method: request.method,
         url: request.url,
         key_id: summary.keyId,
         model: summary.model,
         upstream: gen?.upstream ?? summary.upstream,
-        attempts: (gen?.attempts ?? summary.attempts).length > 1 ? (gen?.attempts ?? summary.attempts) : undefined,
+        attempts: attempts.length > 1 ? attempts : undefined,
         status: res.statusCode,
         // HTTP/2: an RST_STREAM ends the stream's writable side itself, so writableFinished alone can be
         // true for a client that left; writableEnded is only set by our end(). On HTTP/1 finished implies ended.

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { GatewayAbort, GatewayError } from '../errors.js';
-import { sleep } from '../upstream/mock/sleep.js';
+import { sleep } from '../abortable-sleep.js';
 import { UpstreamError } from '../upstream/types.js';
 import type { Target } from '../upstream/catalog.js';
 
@@ -68,10 +68,6 @@ export class CircuitBreaker {
     this.state.set(upstream, s);
   }
 
-  isOpen(upstream: string): boolean {
-    const s = this.state.get(upstream);
-    return !!s && s.failures >= this.threshold && (this.now() < s.openUntil || s.trial);
-  }
 }
 
 export interface AttemptResult<T> {

@@ -86,10 +86,6 @@ export class Generation {
     return this.opts.log.ownerKeyId;
   }
 
-  get signal(): AbortSignal {
-    return this.controller.signal;
-  }
-
   abort(reason: AbortReason): void {
     if (!this.controller.signal.aborted) this.controller.abort(new GatewayAbort(reason));
   }
@@ -109,8 +105,8 @@ export class Generation {
       this.ttftMs = performance.now() - o.startedAt;
       if (!won.value.first.done) this.accept(won.value.first.value);
     } catch (e) {
+      // withFailover already aborted every failed attempt's upstream request.
       const cause = this.controller.signal.aborted ? this.controller.signal.reason : e;
-      this.abort('upstream_timeout'); // release the upstream whatever went wrong
       this.error = fromUpstreamFailure(cause, o.secrets);
       this.outcome = cause instanceof GatewayAbort && cause.reason === 'client_disconnected' ? 'client_aborted' : 'upstream_error';
       throw this.error;
@@ -122,8 +118,10 @@ export class Generation {
     try {
       await this.open();
     } catch {
+      // Aborted from outside (deleted, no reader, shutdown), or the upstream failed: timeouts
+      // before the first byte abort only their attempt, so they land in the second branch.
       const reason: unknown = this.controller.signal.reason;
-      if (reason instanceof GatewayAbort && reason.reason !== 'upstream_timeout') {
+      if (reason instanceof GatewayAbort) {
         this.opts.log.finish({ kind: 'error', type: reason.reason, message: abortMessage(reason.reason) }, this.now());
       } else {
         // The same shape as a failure after the first byte: readers need not tell them apart.

@@ -29,7 +29,8 @@ export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async
       const { completion, upstream } = await relay.complete(targets, body, reply, summary.attempts);
       summary.upstream = upstream;
       summary.usage = (completion.usage as Usage | undefined) ?? null;
-      void budget.record(summary.limitKey, tokensUsed(summary.usage, promptChars(body), 0)).catch(() => {});
+      // Counted before the answer leaves: the key's next request (on any replica) sees these tokens.
+      await budget.record(summary.limitKey, tokensUsed(summary.usage, promptChars(body), 0)).catch(() => {});
       return completion;
     }
 

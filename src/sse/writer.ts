@@ -1,5 +1,6 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { constants as http2, type Http2ServerResponse } from 'node:http2';
+import { streamErrorPayload } from '../errors.js';
 import type { LogReader, StreamEnd } from '../streams/stream-log.js';
 import { DONE_FRAME, PING_FRAME, SSE_HEADERS, dataFrame, namedFrame } from './frame.js';
 import type { Beating, HeartbeatTicker } from './heartbeat.js';
@@ -89,11 +90,11 @@ export class SseWriter implements LogReader, Beating {
     if (this.stalled || this.res.destroyed) return;
     if (this.style === 'openai') {
       if (end.kind === 'done') this.res.end(DONE_FRAME);
-      else this.res.end(dataFrame(id, errorJson(end)));
+      else this.res.end(dataFrame(id, streamErrorPayload(end)));
     } else if (end.kind === 'done') {
       this.res.end(namedFrame('done', id, JSON.stringify({ finish_reason: end.finish_reason, usage: end.usage })));
     } else {
-      this.res.end(namedFrame('error', id, errorJson(end)));
+      this.res.end(namedFrame('error', id, streamErrorPayload(end)));
     }
     this.onEnded?.();
   }
@@ -120,8 +121,4 @@ export class SseWriter implements LogReader, Beating {
       this.onClientGone?.();
     }
   };
-}
-
-function errorJson(end: Extract<StreamEnd, { kind: 'error' }>): string {
-  return JSON.stringify({ error: { type: end.type, ...(end.code ? { code: end.code } : {}), message: end.message } });
 }

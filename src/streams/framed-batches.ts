@@ -42,12 +42,6 @@ export class FramedBatches {
     return out;
   }
 
-  /** Characters held (for memory accounting). */
-  get size(): number {
-    let n = 0;
-    for (const b of this.batches) n += b.length;
-    return n;
-  }
 }
 
 /** The frames of `text` from id `id` on. Data lines never hold a line end, so "\n\nid: N\n" only occurs at a frame start. */

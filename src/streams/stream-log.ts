@@ -93,11 +93,6 @@ export class StreamLog implements ReadableLog {
 
   release(): void {}
 
-  /** Characters of framed text held (for the store's memory bound). */
-  get size(): number {
-    return this.events.size;
-  }
-
   textAfter(afterId: number): string {
     return this.events.textAfter(afterId);
   }

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { DONE_FRAME, dataFrame } from '../../src/sse/frame.js';
-import { planCompletion } from '../../src/upstream/mock/model.js';
+import { planCompletion, rng } from '../../src/upstream/mock/model.js';
 import type { ChatRequest } from '../../src/schema/chat-request.js';
 import { chatBody, startGateway, viaUpstream } from '../helpers/gateway.js';
 import { post } from '../helpers/sse.js';
@@ -39,16 +39,6 @@ function recordings(): { name: string; events: string[]; wire: (events: string[]
     { name: 'unicode, CRLF', events: unicode, wire: crlf },
     { name: 'multi-line pretty JSON with comments', events: words, wire: multiline },
   ];
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), a | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** An upstream replaying a recorded byte stream, cut into random pieces written one tick apart. */

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { DONE_FRAME, PING_FRAME, SSE_HEADERS, dataFrame, namedFrame, retryFrame, toSingleLineJson } from '../../src/sse/frame.js';
 import { SseParser } from '../../src/sse/parser.js';
+import { rng } from '../../src/upstream/mock/model.js';
 
 type Ev = [string, string];
 
@@ -15,18 +16,6 @@ function parseAll(text: string, splitAt?: number): Ev[] {
   }
   p.end();
   return out;
-}
-
-/** mulberry32: a seeded PRNG so the property runs are the same every time. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Pieces chosen to break naive framing: line ends, quotes, fake SSE fields, unicode, lone surrogates. */

@@ -1,22 +1,11 @@
 import t from 'tap';
 import { SseParser } from '../../src/sse/parser.js';
+import { rng } from '../../src/upstream/mock/model.js';
 
 /** One dispatched event: [data, event name]. */
 type Ev = [string, string];
 
 const enc = new TextEncoder();
-
-/** A small seeded PRNG (mulberry32): the same chunkings on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function feedBytes(chunks: readonly Uint8Array[]): Ev[] {
   const out: Ev[] = [];

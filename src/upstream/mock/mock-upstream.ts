@@ -1,7 +1,7 @@
 import type { ChatRequest } from '../../schema/chat-request.js';
 import { UpstreamError, type ChatUpstream } from '../types.js';
 import { completionObject, mockModelList, planCompletion, type MockSpeed } from './model.js';
-import { forever, sleep } from './sleep.js';
+import { forever, sleep } from '../../abortable-sleep.js';
 
 /** The built-in mock model, in process: what `npm start` serves with no upstream configured. */
 export class MockUpstream implements ChatUpstream {

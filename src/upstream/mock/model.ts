@@ -71,8 +71,8 @@ function num(d: Map<string, string>, key: string): number | undefined {
   return Number.isFinite(n) && n >= 0 ? n : undefined;
 }
 
-/** mulberry32: small, fast and good enough to pick words deterministically. */
-function rng(seed: number): () => number {
+/** mulberry32: small, fast and good enough to pick words deterministically (tests seed it too). */
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
