@@ -39,6 +39,8 @@ export const PASSTHROUGH_ENV = [
   'UPSTREAM_TIMEOUT_MS',
   'UPSTREAM_BASE_URL',
   'UPSTREAM_API_KEY',
+  'UPSTREAM_CONTINUATION',
+  'STREAM_LEASE_MS',
 ];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -367,6 +369,8 @@ export async function startCluster(opts = {}) {
       ...baseEnv,
       HOST: '127.0.0.1',
       UPSTREAM_BASE_URL: mockUrl, // what the mock prints is its OpenAI base URL (…/v1)
+      // The mock continues a partial answer, so a replica can finish a dead one's streams; a real provider may not.
+      UPSTREAM_CONTINUATION: extraEnv.UPSTREAM_BASE_URL ? 'none' : 'assistant_prefix',
       REDIS_URL: cluster.redis.url,
       LOG_LEVEL: 'info',
       ...extraEnv,

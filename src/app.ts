@@ -13,7 +13,9 @@ import { Metrics } from './plugins/metrics.js';
 import { registerRateLimit } from './plugins/rate-limit.js';
 import { registerRequestSummary } from './plugins/request-summary.js';
 import { Relay } from './relay/relay.js';
+import { watchReaders } from './relay/reader-grace.js';
 import { StreamSlots } from './relay/stream-slots.js';
+import { Takeover } from './relay/takeover.js';
 import { MemoryBudgetStore, RedisBudgetStore, TokenBudget, tokensUsed } from './relay/token-budget.js';
 import { promptChars } from './schema/chat-request.js';
 import { chatCompletionsRoutes } from './routes/chat-completions.js';
@@ -83,9 +85,21 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   const store = new MemoryStreamStore({ ttlMs: config.limits.streamTtlMs, maxStreams: config.limits.maxStreams });
   const slots = new StreamSlots(config.maxConcurrentStreams);
   const relay = new Relay({ config, store, slots, secrets: upstreamSecrets(config) });
-  const redis = config.redisUrl ? await connectRedis(config, app.log, deps.redisNamespace ?? 'sse-gw:') : null;
-  if (redis) redis.onAbortRequest = (id) => relay.abort(id);
+  const redis = config.redisUrl ? await connectRedis(config, app.log, deps.redisNamespace ?? 'sse-gw:', reqPrefix.slice(0, -1)) : null;
   const streams = new StreamDirectory(store, redis);
+  if (redis) {
+    redis.onAbortRequest = (id) => relay.abort(id);
+    redis.onLeaseLost = (id) => relay.abandon(id);
+    const takeover = new Takeover({
+      relay,
+      store,
+      redis,
+      catalog,
+      log: app.log,
+      onResumed: (gen) => watchReaders(gen, config.streamResumeGraceMs, 'no_reader', (id) => streams.remoteReaders(id)),
+    });
+    redis.onOrphan = (id) => void takeover.run(id).catch((e: Error) => app.log.error({ stream_id: id, err: e.message }, 'takeover failed'));
+  }
   const budget = new TokenBudget(config.tokensPerMinute, redis ? new RedisBudgetStore(redis.client, redis.namespace) : new MemoryBudgetStore());
   relay.finished.push((gen) => void budget.record(gen.keyId, tokensUsed(gen.usage, promptChars(gen.body), gen.chunks)).catch(() => {}));
 
@@ -139,13 +153,19 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   return { app, state, store, slots, catalog, drain };
 }
 
-/** With REDIS_URL: the shared stream mirror and rate-limit store. Fails with one line when Redis is unreachable. */
-async function connectRedis(config: Config, log: FastifyBaseLogger, namespace: string): Promise<RedisStreams> {
+/**
+ * With REDIS_URL: the shared stream mirror and rate-limit store. `instanceId` (the
+ * x-request-id prefix) names this process as a stream's lease holder.
+ * Fails with one line when Redis is unreachable.
+ */
+async function connectRedis(config: Config, log: FastifyBaseLogger, namespace: string, instanceId: string): Promise<RedisStreams> {
   const redis = new RedisStreams({
     url: config.redisUrl!,
     namespace,
     liveTtlMs: 6 * 3600_000,
     endedTtlMs: config.limits.streamTtlMs,
+    leaseMs: config.streamLeaseMs,
+    instanceId,
     log,
   });
   try {

@@ -22,6 +22,8 @@ const upstreamSchema = z.strictObject({
   baseUrl: url,
   /** Name of the environment variable that holds this upstream's key: keys never live in config files. */
   apiKeyEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: 'must be an environment variable name' }).optional(),
+  /** Whether it can continue a partial answer (relay/takeover.ts): only then can another replica finish a dead replica's stream. */
+  continuation: z.enum(['assistant_prefix', 'none'], { error: 'must be assistant_prefix or none' }).default('none'),
 });
 
 const modelTargetSchema = z.strictObject({
@@ -98,6 +100,7 @@ export const fileSchema = z.strictObject({
   upstreamTimeoutMs: int(1).optional(),
   streamResumeGraceMs: int(0).optional(),
   chatResumeGraceMs: int(0).optional(),
+  streamLeaseMs: int(100).optional(),
   heartbeatMs: int(10).optional(),
   drainTimeoutMs: int(0).optional(),
   tokensPerMinute: int(0).optional(),
@@ -121,6 +124,7 @@ export const envSchema = z.object({
   PORT: int(0, 65535).default(8080),
   UPSTREAM_BASE_URL: url.optional(),
   UPSTREAM_API_KEY: z.string().min(1).optional(),
+  UPSTREAM_CONTINUATION: z.enum(['assistant_prefix', 'none'], { error: 'must be assistant_prefix or none' }).optional(),
   CONFIG_FILE: z.string().min(1).default('config/default.json'),
   GATEWAY_API_KEYS: csv.optional(),
   CORS_ORIGINS: csv.optional(),
@@ -131,6 +135,7 @@ export const envSchema = z.object({
   UPSTREAM_TIMEOUT_MS: int(1).optional(),
   STREAM_RESUME_GRACE_MS: int(0).optional(),
   CHAT_RESUME_GRACE_MS: int(0).optional(),
+  STREAM_LEASE_MS: int(100).optional(),
   HEARTBEAT_MS: int(10).optional(),
   DRAIN_TIMEOUT_MS: int(0).optional(),
   TOKENS_PER_MINUTE: int(0).optional(),
@@ -156,6 +161,12 @@ export const envSchema = z.object({
 export interface UpstreamConfig {
   baseUrl: string;
   apiKey?: string;
+  /**
+   * `assistant_prefix`: the upstream continues a last assistant message when asked with
+   * `continue_final_message: true` (vLLM, SGLang and the mock do), so a stream whose replica
+   * died can be finished by another. `none`: such a stream ends with a `generation_lost` error.
+   */
+  continuation?: 'assistant_prefix' | 'none';
 }
 
 export interface Config {
@@ -190,6 +201,11 @@ export interface Config {
   upstreamTimeoutMs: number;
   streamResumeGraceMs: number;
   chatResumeGraceMs: number;
+  /**
+   * With Redis: how long a replica's claim on a running generation lasts unrenewed. A stream
+   * whose claim lapsed (its replica died) is taken over by a replica one of its readers is on.
+   */
+  streamLeaseMs: number;
   heartbeatMs: number;
   /** How long streams in flight may run after SIGTERM. */
   drainTimeoutMs: number;
@@ -255,10 +271,14 @@ export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
   const upstreams: Record<string, UpstreamConfig> = {};
   for (const [name, u] of Object.entries(f.data.upstreams)) {
     const apiKey = u.apiKeyEnv ? rawEnv[u.apiKeyEnv] : undefined;
-    upstreams[name] = apiKey ? { baseUrl: u.baseUrl, apiKey } : { baseUrl: u.baseUrl };
+    upstreams[name] = { baseUrl: u.baseUrl, continuation: u.continuation, ...(apiKey ? { apiKey } : {}) };
   }
   if (e.data.UPSTREAM_BASE_URL) {
-    upstreams.default = { baseUrl: e.data.UPSTREAM_BASE_URL, ...(e.data.UPSTREAM_API_KEY ? { apiKey: e.data.UPSTREAM_API_KEY } : {}) };
+    upstreams.default = {
+      baseUrl: e.data.UPSTREAM_BASE_URL,
+      continuation: e.data.UPSTREAM_CONTINUATION ?? 'none',
+      ...(e.data.UPSTREAM_API_KEY ? { apiKey: e.data.UPSTREAM_API_KEY } : {}),
+    };
   }
   for (const [alias, route] of Object.entries(f.data.models)) {
     for (const m of Array.isArray(route) ? route : [route]) {
@@ -296,6 +316,7 @@ export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
     upstreamTimeoutMs: e.data.UPSTREAM_TIMEOUT_MS ?? f.data.upstreamTimeoutMs ?? 60_000,
     streamResumeGraceMs: e.data.STREAM_RESUME_GRACE_MS ?? f.data.streamResumeGraceMs ?? 15_000,
     chatResumeGraceMs: e.data.CHAT_RESUME_GRACE_MS ?? f.data.chatResumeGraceMs ?? 0,
+    streamLeaseMs: e.data.STREAM_LEASE_MS ?? f.data.streamLeaseMs ?? 5000,
     heartbeatMs: e.data.HEARTBEAT_MS ?? f.data.heartbeatMs ?? 15_000,
     drainTimeoutMs: e.data.DRAIN_TIMEOUT_MS ?? f.data.drainTimeoutMs ?? 25_000,
     logLevel: e.data.LOG_LEVEL,

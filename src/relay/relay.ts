@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { FastifyReply } from 'fastify';
 import type { Config } from '../config.js';
 import { GatewayAbort, fromUpstreamFailure } from '../errors.js';
@@ -5,7 +6,7 @@ import type { ChatRequest } from '../schema/chat-request.js';
 import { HeartbeatTicker } from '../sse/heartbeat.js';
 import { SseWriter, type SseStyle } from '../sse/writer.js';
 import type { MemoryStreamStore } from '../streams/memory-store.js';
-import type { ReadableLog } from '../streams/stream-log.js';
+import type { ReadableLog, StreamLog } from '../streams/stream-log.js';
 import type { Target } from '../upstream/catalog.js';
 import { CircuitBreaker, withFailover, type AttemptRecord } from './failover.js';
 import { Generation } from './generation.js';
@@ -85,6 +86,26 @@ export class Relay {
     return gen;
   }
 
+  /**
+   * Continues a stream another replica started and can no longer finish: `log`
+   * holds what it had logged, and `targets` are wrapped to continue that answer.
+   */
+  resume(targets: readonly Target[], body: ChatRequest, log: StreamLog): Generation {
+    const gen = this.create(targets, body, log.ownerKeyId, performance.now(), log);
+    void gen.run();
+    return gen;
+  }
+
+  /** Another replica writes this stream now: end it here without a word to the shared record. */
+  abandon(streamId: string): void {
+    for (const gen of this.active) {
+      if (gen.log.id !== streamId) continue;
+      gen.log.mirror = null;
+      // Readers here get `shutdown` ("reconnect to resume") and reconnect to the record.
+      gen.abort('shutdown');
+    }
+  }
+
   /** Deletes a stream: aborts its upstream. False when no generation runs it here. */
   abort(streamId: string): boolean {
     for (const gen of this.active) {
@@ -96,10 +117,10 @@ export class Relay {
     return false;
   }
 
-  private create(targets: readonly Target[], body: ChatRequest, keyId: string, startedAt: number): Generation {
+  private create(targets: readonly Target[], body: ChatRequest, keyId: string, startedAt: number, adopted?: StreamLog): Generation {
     const config = this.deps.config;
     const release = this.deps.slots.acquire(keyId);
-    const log = this.deps.store.create(keyId);
+    const log = adopted ?? this.deps.store.create(keyId);
     const gen = new Generation({
       targets,
       body,

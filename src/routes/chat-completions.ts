@@ -39,7 +39,7 @@ export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async
     // CHAT_RESUME_GRACE_MS=0: the upstream is aborted the moment the client leaves.
     watchReaders(gen, config.chatResumeGraceMs, 'client_disconnected', (id) => streams.remoteReaders(id));
     // Resumable on GET /v1/streams/<X-Stream-Id>, on this replica or (with Redis) another.
-    void streams.publish(gen.log);
+    void streams.publish(gen.log, gen.body);
     relay.serve(reply, gen.log, { style: 'openai', afterId: 0, headers: { 'x-stream-id': gen.log.id } });
     return reply;
   });

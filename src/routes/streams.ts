@@ -37,7 +37,7 @@ export const streamsRoutes: FastifyPluginAsync<StreamsRouteOptions> = async (app
     summary.generation = gen;
     // Nobody reads yet: the grace period starts now, and a reader arriving in time stops it.
     watchReaders(gen, config.streamResumeGraceMs, 'no_reader', (id) => streams.remoteReaders(id));
-    await streams.publish(gen.log);
+    await streams.publish(gen.log, gen.body);
     const url = `/v1/streams/${gen.log.id}`;
     return reply.code(201).header('location', url).send({ id: gen.log.id, url });
   });

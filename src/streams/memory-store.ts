@@ -40,9 +40,9 @@ export class MemoryStreamStore {
     return this.logs.size;
   }
 
-  create(ownerKeyId: string): StreamLog {
+  create(ownerKeyId: string, id = newStreamId()): StreamLog {
     if (this.logs.size >= this.limits.maxStreams) this.evictOldestFinished();
-    const log = new StreamLog(newStreamId(), ownerKeyId);
+    const log = new StreamLog(id, ownerKeyId);
     this.logs.set(log.id, log);
     return log;
   }

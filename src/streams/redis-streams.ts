@@ -12,7 +12,54 @@ import type { LogMirror, LogReader, ReadableLog, StreamEnd, StreamLog } from './
  * reads the record, and drops what it already has by event id.
  *
  * Messages: `D<firstId>,<count>\n<framed events>` and `E<finalId>\n<end JSON>`.
+ *
+ * Leases: the replica running a generation holds `lease:<id>` (renewed every
+ * third of STREAM_LEASE_MS) and appends only while it holds it (one Lua script
+ * checks and appends), so at most one replica ever writes a stream. A replica
+ * with a reader on a stream whose lease lapsed — its replica died — claims the
+ * lease and asks `onOrphan` to finish the generation (relay/takeover.ts).
  */
+
+export type LogMessage =
+  | { kind: 'data'; firstId: number; count: number; text: string }
+  | { kind: 'end'; finalId: number; end: StreamEnd };
+
+export function decodeMessage(message: string): LogMessage | null {
+  const nl = message.indexOf('\n');
+  if (nl === -1) return null;
+  if (message.charCodeAt(0) === 69 /* E */) {
+    return { kind: 'end', finalId: Number(message.slice(1, nl)), end: JSON.parse(message.slice(nl + 1)) as StreamEnd };
+  }
+  const comma = message.indexOf(',');
+  return { kind: 'data', firstId: Number(message.slice(1, comma)), count: Number(message.slice(comma + 1, nl)), text: message.slice(nl + 1) };
+}
+
+/** What another replica needs to finish a stream whose replica died. */
+export interface Orphan {
+  owner: string;
+  /** The request as the generation was started (JSON), or null when none was stored. */
+  request: string | null;
+  messages: string[];
+}
+
+// KEYS: lease, record. ARGV: this replica, message, channel, record TTL (0: keep), '1' to end (drop the lease).
+const APPEND = `
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('xadd', KEYS[2], '*', 'm', ARGV[2])
+redis.call('publish', ARGV[3], ARGV[2])
+if ARGV[4] ~= '0' then redis.call('pexpire', KEYS[2], ARGV[4]) end
+if ARGV[5] == '1' then redis.call('del', KEYS[1]) end
+return 1`;
+
+// KEYS: lease. ARGV: this replica, TTL.
+const RENEW = `
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('pexpire', KEYS[1], ARGV[2])`;
+
+type LeaseCommands = {
+  appendIfLeased(lease: string, record: string, me: string, message: string, channel: string, ttlMs: number, end: '0' | '1'): Promise<number>;
+  renewLease(lease: string, me: string, ttlMs: number): Promise<number>;
+};
 
 export interface RedisStreamsOptions {
   url: string;
@@ -21,22 +68,41 @@ export interface RedisStreamsOptions {
   /** How long keys live while a generation runs, and after it ended. */
   liveTtlMs: number;
   endedTtlMs: number;
+  /** How long a generation's lease lasts unrenewed (STREAM_LEASE_MS). */
+  leaseMs: number;
+  /** Who holds leases from this process (unique per process). */
+  instanceId: string;
   log: FastifyBaseLogger;
 }
 
 export class RedisStreams implements SharedStreams, LogMirror {
   /** Commands; auto-pipelined, so a batch's XADD and PUBLISH travel together. */
   readonly client: Redis;
+  private readonly leased: Redis & LeaseCommands;
   private readonly sub: Redis;
+  /** Remote logs being read here, by stream id. */
   private readonly following = new Map<string, Set<RemoteLog>>();
+  /** Streams whose generation runs here. */
+  private readonly held = new Set<string>();
+  private readonly timers: NodeJS.Timeout[] = [];
   /** Set by the app: abort a generation running here (a DELETE that landed elsewhere). */
   onAbortRequest: ((id: string) => void) | null = null;
+  /** Set by the app: this replica now holds the lease of a stream whose replica died; finish it. */
+  onOrphan: ((id: string) => void) | null = null;
+  /** Set by the app: another replica holds this stream's lease now; stop writing it here. */
+  onLeaseLost: ((id: string) => void) | null = null;
 
   constructor(private readonly opts: RedisStreamsOptions) {
     const common = { lazyConnect: true, maxRetriesPerRequest: 2, enableAutoPipelining: true, connectTimeout: 3000 };
     this.client = new Redis(opts.url, common);
+    // Appends go out with no auto-pipelining: the command reaches the socket before the
+    // events reach any client (StreamLog mirrors first), so a replica killed between the
+    // two leaves Redis at least as far along as its clients.
+    this.leased = new Redis(opts.url, { ...common, enableAutoPipelining: false }) as Redis & LeaseCommands;
+    this.leased.defineCommand('appendIfLeased', { numberOfKeys: 2, lua: APPEND });
+    this.leased.defineCommand('renewLease', { numberOfKeys: 1, lua: RENEW });
     this.sub = new Redis(opts.url, { ...common, enableAutoPipelining: false });
-    for (const c of [this.client, this.sub]) c.on('error', (e: Error) => opts.log.warn({ err: e.message }, 'redis error'));
+    for (const c of [this.client, this.leased, this.sub]) c.on('error', (e: Error) => opts.log.warn({ err: e.message }, 'redis error'));
     this.sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
   }
 
@@ -54,50 +120,141 @@ export class RedisStreams implements SharedStreams, LogMirror {
 
   /** Connects both connections; throws with a one-line reason when Redis cannot be reached. */
   async connect(): Promise<void> {
-    await Promise.all([this.client.connect(), this.sub.connect()]);
+    await Promise.all([this.client.connect(), this.leased.connect(), this.sub.connect()]);
     await this.sub.subscribe(this.control);
+    const every = (ms: number, f: () => void) => {
+      const t = setInterval(f, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(Math.max(50, Math.floor(this.opts.leaseMs / 3)), () => this.renewLeases());
+    every(Math.max(50, Math.floor(this.opts.leaseMs / 2)), () => void this.findOrphans());
   }
 
   async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
     this.following.clear();
-    await Promise.allSettled([this.client.quit(), this.sub.quit()]);
+    this.held.clear();
+    await Promise.allSettled([this.client.quit(), this.leased.quit(), this.sub.quit()]);
   }
 
-  async publish(log: StreamLog): Promise<void> {
+  /**
+   * Makes a log readable from other replicas and takes its lease. `request` is
+   * the generation's request (JSON), kept so another replica can finish it.
+   */
+  async publish(log: StreamLog, request: string): Promise<void> {
+    const meta = this.key('meta', log.id);
+    // Same connection as the appends, and before them: the lease exists when the first one checks.
+    this.held.add(log.id);
+    const leased = this.leased.set(this.key('lease', log.id), this.opts.instanceId, 'PX', this.opts.leaseMs);
     // What the log already holds (a chat stream publishes after its first batch) goes first.
     if (log.lastId > 0) this.onAppend(log, log.textAfter(0), 1, log.lastId);
     if (log.end) this.onFinish(log, log.end, log.finalId);
     log.mirror = this;
-    const meta = this.key('meta', log.id);
-    await Promise.all([this.client.hset(meta, 'owner', log.ownerKeyId), this.client.pexpire(meta, this.opts.liveTtlMs)]).catch(this.warn);
+    await Promise.all([
+      leased,
+      this.client.hset(meta, 'owner', log.ownerKeyId, 'request', request),
+      this.client.pexpire(meta, this.opts.liveTtlMs),
+    ]).catch(this.warn);
+  }
+
+  /** Mirrors a log rebuilt from the record (a takeover): its lease is held already, its events are in Redis. */
+  adopt(log: StreamLog): void {
+    log.mirror = this;
   }
 
   onAppend(log: StreamLog, text: string, firstId: number, count: number): void {
-    this.send(log.id, 'D' + firstId + ',' + count + '\n' + text, firstId === 1 ? this.opts.liveTtlMs : 0);
+    this.send(log.id, 'D' + firstId + ',' + count + '\n' + text, firstId === 1 ? this.opts.liveTtlMs : 0, false);
   }
 
   onFinish(log: StreamLog, end: StreamEnd, finalId: number): void {
-    this.send(log.id, 'E' + finalId + '\n' + JSON.stringify(end), this.opts.endedTtlMs);
+    this.send(log.id, 'E' + finalId + '\n' + JSON.stringify(end), this.opts.endedTtlMs, true);
     this.client.pexpire(this.key('meta', log.id), this.opts.endedTtlMs).catch(this.warn);
   }
 
-  private send(id: string, message: string, ttlMs: number): void {
-    const record = this.key('log', id);
-    // Record first, then announce: a reader that missed the announcement finds it in the record.
-    this.client.xadd(record, '*', 'm', message).catch(this.warn);
-    this.client.publish(this.key('ch', id), message).catch(this.warn);
-    if (ttlMs > 0) this.client.pexpire(record, ttlMs).catch(this.warn);
+  private send(id: string, message: string, ttlMs: number, end: boolean): void {
+    if (end) this.held.delete(id);
+    // Record first, then announce (one script): a reader that missed the announcement finds it in the record.
+    this.leased
+      .appendIfLeased(this.key('lease', id), this.key('log', id), this.opts.instanceId, message, this.key('ch', id), ttlMs, end ? '1' : '0')
+      .then((ok) => {
+        if (ok === 0) this.lost(id);
+      }, this.warn);
+  }
+
+  private lost(id: string): void {
+    if (!this.held.delete(id)) return;
+    this.opts.log.warn({ stream_id: id }, 'another replica holds this stream now; stopped writing it here');
+    this.onLeaseLost?.(id);
+  }
+
+  private renewLeases(): void {
+    for (const id of this.held) {
+      this.leased.renewLease(this.key('lease', id), this.opts.instanceId, this.opts.leaseMs).then((ok) => {
+        if (ok === 0) this.lost(id);
+      }, this.warn);
+    }
+  }
+
+  /** Streams read here whose lease lapsed: claim each, and let the app finish it. */
+  private async findOrphans(): Promise<void> {
+    const ids: string[] = [];
+    for (const [id, readers] of this.following) {
+      for (const r of readers) {
+        if (!r.end) {
+          ids.push(id);
+          break;
+        }
+      }
+    }
+    if (ids.length === 0) return;
+    try {
+      const leases = await Promise.all(ids.map((id) => this.client.exists(this.key('lease', id))));
+      for (let i = 0; i < ids.length; i++) if (leases[i] === 0) await this.claim(ids[i]!);
+    } catch (e) {
+      this.warn(e as Error);
+    }
+  }
+
+  private async claim(id: string): Promise<void> {
+    if (this.held.has(id)) return;
+    const ok = await this.leased.set(this.key('lease', id), this.opts.instanceId, 'PX', this.opts.leaseMs, 'NX');
+    if (ok !== 'OK') return;
+    this.held.add(id);
+    this.opts.log.warn({ stream_id: id }, 'the replica running this stream is gone; taking it over');
+    this.onOrphan?.(id);
+  }
+
+  /** Gives a claimed lease back (a takeover found nothing to do). */
+  dropLease(id: string): void {
+    this.held.delete(id);
+    this.leased.del(this.key('lease', id)).catch(this.warn);
+  }
+
+  /** What a takeover needs, read after claiming the lease (so the record can no longer grow). */
+  async orphan(id: string): Promise<Orphan | null> {
+    const [meta, messages] = await Promise.all([this.client.hmget(this.key('meta', id), 'owner', 'request'), this.record(id)]);
+    const [owner, request] = meta;
+    if (owner === null || owner === undefined) return null;
+    return { owner, request: request ?? null, messages };
   }
 
   async open(id: string): Promise<ReadableLog | null> {
     const remote = new RemoteLog(id, this);
-    await this.follow(remote);
-    const [owner, entries] = await Promise.all([this.client.hget(this.key('meta', id), 'owner'), this.record(id)]);
+    this.follow(remote);
+    await this.sub.subscribe(this.key('ch', id));
+    const [owner, entries, leased] = await Promise.all([
+      this.client.hget(this.key('meta', id), 'owner'),
+      this.record(id),
+      this.client.exists(this.key('lease', id)),
+    ]);
     if (owner === null && entries.length === 0) {
       this.unfollow(remote);
       return null;
     }
     for (const m of entries) remote.ingest(m);
+    // Its replica died before this reader came: no need to wait for the next sweep.
+    if (!remote.end && leased === 0) void this.claim(id).catch(this.warn);
     return remote;
   }
 
@@ -126,23 +283,17 @@ export class RedisStreams implements SharedStreams, LogMirror {
     this.client.pexpire(key, this.opts.liveTtlMs).catch(this.warn);
   }
 
-  private async follow(remote: RemoteLog): Promise<void> {
-    const channel = this.key('ch', remote.id);
-    let set = this.following.get(channel);
-    if (!set) {
-      set = new Set();
-      this.following.set(channel, set);
-      set.add(remote);
-      await this.sub.subscribe(channel);
-    } else set.add(remote);
+  private follow(remote: RemoteLog): void {
+    let set = this.following.get(remote.id);
+    if (!set) this.following.set(remote.id, (set = new Set()));
+    set.add(remote);
   }
 
   unfollow(remote: RemoteLog): void {
-    const channel = this.key('ch', remote.id);
-    const set = this.following.get(channel);
+    const set = this.following.get(remote.id);
     if (!set?.delete(remote) || set.size > 0) return;
-    this.following.delete(channel);
-    this.sub.unsubscribe(channel).catch(this.warn);
+    this.following.delete(remote.id);
+    this.sub.unsubscribe(this.key('ch', remote.id)).catch(this.warn);
   }
 
   private onMessage(channel: string, message: string): void {
@@ -155,7 +306,7 @@ export class RedisStreams implements SharedStreams, LogMirror {
       }
       return;
     }
-    const set = this.following.get(channel);
+    const set = this.following.get(channel.slice(this.opts.namespace.length + 3));
     if (set) for (const r of set) r.ingest(message);
   }
 
@@ -187,28 +338,24 @@ class RemoteLog implements ReadableLog {
   }
 
   ingest(message: string): void {
-    const nl = message.indexOf('\n');
-    if (nl === -1) return;
-    if (message.charCodeAt(0) === 69 /* E */) {
+    const m = decodeMessage(message);
+    if (m === null) return;
+    if (m.kind === 'end') {
       if (this.end) return;
-      const finalId = Number(message.slice(1, nl));
-      if (finalId > this.lastId + 1) return this.resync();
-      this.end = JSON.parse(message.slice(nl + 1)) as StreamEnd;
-      this.endId = finalId;
+      if (m.finalId > this.lastId + 1) return this.resync();
+      this.end = m.end;
+      this.endId = m.finalId;
       const r = this.reader;
       this.reader = null;
       if (r) {
         this.home.countReader(this.id, -1);
-        r.onEnd(this.end, finalId);
+        r.onEnd(this.end, m.finalId);
       }
       return;
     }
-    const comma = message.indexOf(',');
-    const first = Number(message.slice(1, comma));
-    const count = Number(message.slice(comma + 1, nl));
     // A gap means an announcement overtook the record we read: read the record again.
-    if (first > this.lastId + 1) return this.resync();
-    const fresh = this.events.push(message.slice(nl + 1), first, count);
+    if (m.firstId > this.lastId + 1) return this.resync();
+    const fresh = this.events.push(m.text, m.firstId, m.count);
     if (fresh) this.reader?.onText(fresh);
   }
 

@@ -76,8 +76,14 @@ export class StreamLog implements ReadableLog {
     if (count === 0) return;
     const first = this.lastId + 1;
     this.events.push(text, first, count);
-    for (const r of this.readers) r.onText(text);
+    // Mirror first: a replica killed right after leaves no client ahead of the shared record.
     this.mirror?.onAppend(this, text, first, count);
+    for (const r of this.readers) r.onText(text);
+  }
+
+  /** Puts back events another replica logged (a takeover), before anyone reads this log. */
+  restore(text: string, firstId: number, count: number): void {
+    this.events.push(text, firstId, count);
   }
 
   finish(end: StreamEnd, now: number): void {
@@ -85,10 +91,10 @@ export class StreamLog implements ReadableLog {
     this.end = end;
     this.endedAt = now;
     const id = this.finalId;
+    this.mirror?.onFinish(this, end, id);
     for (const r of this.readers) r.onEnd(end, id);
     this.readers.clear();
     this.onReadersChange?.(0);
-    this.mirror?.onFinish(this, end, id);
   }
 
   release(): void {}

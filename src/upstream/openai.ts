@@ -19,12 +19,14 @@ export class OpenAIUpstream implements ChatUpstream {
   private readonly transport: HttpTransport;
   private readonly chatUrl: URL;
   private readonly streamHeaders: Record<string, string>;
+  readonly continuesAnswers: boolean;
 
   constructor(
     readonly name: string,
     cfg: UpstreamConfig,
     connectTimeoutMs = 10_000,
   ) {
+    this.continuesAnswers = cfg.continuation === 'assistant_prefix';
     this.transport = createHttpTransport({ connectTimeoutMs });
     this.chatUrl = new URL(cfg.baseUrl.replace(/\/+$/, '') + '/chat/completions');
     this.streamHeaders = {

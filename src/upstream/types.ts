@@ -7,6 +7,11 @@ import type { ChatRequest } from '../schema/chat-request.js';
  */
 export interface ChatUpstream {
   readonly name: string;
+  /**
+   * Continues a last assistant message sent with `continue_final_message: true`
+   * instead of answering anew: what lets another replica finish a dead replica's stream.
+   */
+  readonly continuesAnswers?: boolean;
   /** Resolves once the upstream accepted the request; iterating pulls batches of chunk JSON. */
   stream(req: ChatRequest, signal: AbortSignal): AsyncIterable<string[]>;
   /** A whole `chat.completion` object. */

@@ -4,6 +4,8 @@ import t, { type Test } from 'tap';
 import { chatBody } from '../helpers/gateway.js';
 import { clusterSkipReason, get, processOf, readLog, sleep, startCluster, within, type Cluster, type Replica } from '../helpers/cluster.js';
 import { getStream, openStream, post, serialize, type SseEvent, type StreamHandle } from '../helpers/sse.js';
+import { planCompletion } from '../../src/upstream/mock/model.js';
+import { redisGet } from '../helpers/redis.js';
 
 /**
  * The compose topology as local processes (scripts/cluster-lib.mjs, what `npm run cluster`
@@ -99,6 +101,7 @@ if (skip) {
       RATE_LIMIT_MAX: '100000',
       MAX_CONCURRENT_STREAMS: '1000',
       DRAIN_TIMEOUT_MS: '10000',
+      STREAM_LEASE_MS: '1000',
     });
 
     t.test('a resumable stream read in pieces through nginx equals one uninterrupted read', async (t) => {
@@ -129,6 +132,72 @@ if (skip) {
       t.equal(whole.events.at(-1)?.event, 'done', 'the generation finished');
       t.equal(serialize(seen), serialize(whole.events), `${hops + 1} pieces joined: nothing lost, nothing repeated`);
       t.equal(readers.size, 2, 'the pieces were served by both replicas');
+    });
+
+    t.test('SIGKILL of the replica running a resumable stream: the other replica finishes it, with no gap', async (t) => {
+      const text = `survivor ${Date.now()} [mock:tokens=50] [mock:tps=20] [mock:first-token-ms=0]`;
+      const created = await post(`${c.entry}/v1/streams`, chatBody(text), auth(k));
+      t.equal(created.status, 201);
+      const { id, url } = JSON.parse(created.body) as { id: string; url: string };
+      // The lease names the process running the generation (its x-request-id prefix).
+      const holder = await redisGet(c.redis.url, `sse-gw:lease:${id}`);
+      const byPrefix = new Map(await Promise.all(c.replicas.map(async (r) => [await prefixOf(r), r] as const)));
+      const victim = byPrefix.get(holder ?? '');
+      if (!victim) throw new Error(`no replica holds the lease of ${id} (lease: ${holder})`);
+      const survivor = c.replicas.find((r) => r !== victim)!;
+
+      // One reader on each replica (round robin decides; ask until it has placed both), both through nginx.
+      const first = new Map<string, StreamHandle>();
+      for (let i = 0; i < 6 && first.size < 2; i++) {
+        const s = await getStream(c.entry + url);
+        t.equal(s.res.statusCode, 200);
+        const on = processOf(s.res);
+        if (first.has(on)) s.destroy();
+        else first.set(on, s);
+      }
+      const onVictim = first.get(holder!);
+      const onSurvivor = first.get(await prefixOf(survivor));
+      if (!onVictim || !onSurvivor) throw new Error('nginx did not spread 6 connections over both replicas');
+      await within(10_000, 'first events', Promise.all([onVictim, onSurvivor].map((s) => s.until((h) => h.events.filter((e) => e.id).length >= 10))));
+      victim.kill('SIGKILL');
+      t.same(await victim.waitExit(5000), { code: null, signal: 'SIGKILL' }, `${victim.name} was killed mid-stream`);
+
+      /** Reads to the end, reconnecting through nginx with Last-Event-ID whenever the connection drops (as EventSource does). */
+      const follow = async (s: StreamHandle) => {
+        const seen: SseEvent[] = [];
+        let connections = 1;
+        for (;;) {
+          await within(20_000, `connection ${connections}`, s.done());
+          const got = s.events.filter((e) => e.id !== undefined);
+          seen.push(...got);
+          if (got.some((e) => e.event === 'done' || e.event === 'error') || connections >= 10) break;
+          s = await getStream(c.entry + url, { 'last-event-id': seen.at(-1)!.id! });
+          connections++;
+          if (s.res.statusCode === 204) break;
+          t.equal(s.res.statusCode, 200, 'the reconnect is served');
+          t.equal(processOf(s.res), await prefixOf(survivor), `the reconnect lands on ${survivor.name}`);
+        }
+        return { seen, connections };
+      };
+      const expected = planCompletion(chatBody(text) as never, { tokensPerSecond: 20, firstTokenDelayMs: 0 }).content;
+      for (const [where, reader] of [
+        [`on ${victim.name} (killed)`, onVictim],
+        [`on ${survivor.name}`, onSurvivor],
+      ] as const) {
+        const { seen, connections } = await follow(reader);
+        const ids = seen.map((e) => Number(e.id));
+        t.same(ids, Array.from({ length: ids.length }, (_, i) => i + 1), `reader ${where}: ids 1..${ids.length}, no gap, no duplicate (${connections} connection(s))`);
+        t.equal(seen.at(-1)?.event, 'done', `reader ${where}: the stream finished normally`);
+        const answer = seen
+          .filter((e) => e.event === undefined)
+          .map((e) => (JSON.parse(e.data) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? '')
+          .join('');
+        t.equal(answer, expected, `reader ${where}: the whole answer, once`);
+        if (reader === onVictim) t.ok(connections >= 2, 'the reader on the killed replica had to reconnect');
+        else t.equal(connections, 1, 'the reader on the other replica never lost its connection');
+      }
+      t.ok(readLog(survivor.logFile).includes('stream taken over'), `${survivor.name} took the generation over`);
+      await within(20_000, `${victim.name} back`, victim.start());
     });
 
     t.test('rolling restart: streams in flight finish, new requests keep succeeding', async (t) => {

@@ -20,3 +20,15 @@ export async function redisReachable(): Promise<boolean> {
     s.connect(Number(u.port || 6379), u.hostname);
   });
 }
+
+/** One GET, on a connection of its own. */
+export async function redisGet(url: string, key: string): Promise<string | null> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await client.connect();
+    return await client.get(key);
+  } finally {
+    client.disconnect();
+  }
+}

@@ -53,7 +53,8 @@ if (!hasOpenssl()) {
     const { mock, gw, session } = await setup(t, cert, { clientStallTimeoutMs: 2000 });
     const blocked = once(mock, 'blocked') as Promise<[RecordedRequest]>;
     const stuck = h2Post(session, '/v1/chat/completions', chatBody('stuck [mock:tokens=2000000] [mock:tps=0]', { stream: true }), { read: false });
-    await stuck.until((x) => x.headers !== null, 5000, 'the stuck stream’s headers');
+    // Planning 2M chunks takes the mock a few seconds on a loaded machine before the first byte.
+    await stuck.until((x) => x.headers !== null, 30_000, 'the stuck stream’s headers');
     const [rec] = await within(blocked, 10_000, 'the upstream to feel backpressure');
     const streamId = stuck.headers!['x-stream-id'] as string;
     const log = gw.store.get(streamId)!;

@@ -140,9 +140,11 @@ t.test('GATEWAY_API_KEYS: a comma list', async (t) => {
 
 t.test('UPSTREAM_BASE_URL creates the upstream "default", with UPSTREAM_API_KEY', async (t) => {
   const c = loadConfig({ UPSTREAM_BASE_URL: 'https://api.example.com/v1', UPSTREAM_API_KEY: 'sk-test-123' }, ROOT);
-  t.strictSame(c.upstreams, { default: { baseUrl: 'https://api.example.com/v1', apiKey: 'sk-test-123' } });
+  t.strictSame(c.upstreams, { default: { baseUrl: 'https://api.example.com/v1', continuation: 'none', apiKey: 'sk-test-123' } });
   const noKey = loadConfig({ UPSTREAM_BASE_URL: 'http://127.0.0.1:8000/v1' }, ROOT);
-  t.strictSame(noKey.upstreams, { default: { baseUrl: 'http://127.0.0.1:8000/v1' } });
+  t.strictSame(noKey.upstreams, { default: { baseUrl: 'http://127.0.0.1:8000/v1', continuation: 'none' } });
+  const vllm = loadConfig({ UPSTREAM_BASE_URL: 'http://127.0.0.1:8000/v1', UPSTREAM_CONTINUATION: 'assistant_prefix' }, ROOT);
+  t.equal(vllm.upstreams.default?.continuation, 'assistant_prefix', 'UPSTREAM_CONTINUATION says it can continue a partial answer');
   t.notOk('apiKey' in (noKey.upstreams.default ?? {}), 'no apiKey property at all');
   t.strictSame(loadConfig({ UPSTREAM_API_KEY: 'sk-test-123' }, ROOT).upstreams, {}, 'a key alone makes no upstream');
 });
@@ -253,7 +255,7 @@ t.test('file values apply, and the environment wins over them', async (t) => {
   t.equal(env.streamResumeGraceMs, 0, 'an env 0 wins over a file value');
   t.equal(env.chatResumeGraceMs, 0);
   t.equal(env.heartbeatMs, 20);
-  t.strictSame(env.upstreams, { default: { baseUrl: 'https://env.example/v1' } }, 'UPSTREAM_BASE_URL wins over the file\'s "default"');
+  t.strictSame(env.upstreams, { default: { baseUrl: 'https://env.example/v1', continuation: 'none' } }, 'UPSTREAM_BASE_URL wins over the file\'s "default"');
 
   const partial = loadConfig({ CONFIG_FILE: 'gw.json', RATE_LIMIT_MAX: '9' }, dir);
   t.strictSame(partial.rateLimit, { max: 9, windowMs: 1000 }, 'one env value, the other from the file');
@@ -264,19 +266,19 @@ t.test("an upstream's apiKeyEnv is resolved from the environment", async (t) => 
     'providers.json': JSON.stringify({
       upstreams: {
         openai: { baseUrl: 'https://api.openai.com/v1', apiKeyEnv: 'MY_OPENAI_KEY' },
-        local: { baseUrl: 'http://127.0.0.1:8000/v1' },
+        local: { baseUrl: 'http://127.0.0.1:8000/v1', continuation: 'assistant_prefix' },
       },
       models: { small: { upstream: 'openai', model: 'gpt-4o-mini' }, fast: { upstream: 'local', model: 'llama' } },
     }),
   });
   const c = loadConfig({ CONFIG_FILE: 'providers.json', MY_OPENAI_KEY: 'sk-from-env-0001' }, dir);
   t.strictSame(c.upstreams, {
-    openai: { baseUrl: 'https://api.openai.com/v1', apiKey: 'sk-from-env-0001' },
-    local: { baseUrl: 'http://127.0.0.1:8000/v1' },
+    openai: { baseUrl: 'https://api.openai.com/v1', continuation: 'none', apiKey: 'sk-from-env-0001' },
+    local: { baseUrl: 'http://127.0.0.1:8000/v1', continuation: 'assistant_prefix' },
   });
   t.strictSame(c.models, { small: { upstream: 'openai', model: 'gpt-4o-mini' }, fast: { upstream: 'local', model: 'llama' } });
   const unset = loadConfig({ CONFIG_FILE: 'providers.json' }, dir);
-  t.strictSame(unset.upstreams.openai, { baseUrl: 'https://api.openai.com/v1' }, 'no key when the variable is unset');
+  t.strictSame(unset.upstreams.openai, { baseUrl: 'https://api.openai.com/v1', continuation: 'none' }, 'no key when the variable is unset');
 });
 
 t.test('model aliases may name "mock", and the "default" upstream from UPSTREAM_BASE_URL', async (t) => {

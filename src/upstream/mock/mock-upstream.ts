@@ -6,6 +6,7 @@ import { forever, sleep } from '../../abortable-sleep.js';
 /** The built-in mock model, in process: what `npm start` serves with no upstream configured. */
 export class MockUpstream implements ChatUpstream {
   readonly name = 'mock';
+  readonly continuesAnswers = true;
 
   constructor(private readonly speed: MockSpeed) {}
 

@@ -16,6 +16,10 @@ import { lastUserText, type ChatRequest } from '../../schema/chat-request.js';
  *   [mock:drop-after=N]    cut the connection after N chunks, without notice
  *   [mock:hang]            never answer
  *   [mock:hang-after=N]    stall forever after N chunks
+ *
+ * It also continues a partial answer the way vLLM does with
+ * `continue_final_message: true`: a last assistant message is taken as the
+ * start of the answer, and only the rest is generated (see relay/takeover.ts).
  */
 
 export const MOCK_MODELS = ['mock-1', 'mock-1-mini'] as const;
@@ -112,7 +116,8 @@ function fault(d: Map<string, string>): MockFault | null {
 }
 
 /** `extraDirectives` apply on top of the prompt's own (a mock server that always fails, say). */
-export function planCompletion(req: ChatRequest, speed: MockSpeed, extraDirectives = ''): MockPlan {
+export function planCompletion(full: ChatRequest, speed: MockSpeed, extraDirectives = ''): MockPlan {
+  const { req, prefix } = continuation(full);
   const userText = lastUserText(req);
   const d = directives(userText + extraDirectives);
   const hash = createHash('sha256').update(JSON.stringify([req.model, req.messages, req.tools ?? null])).digest();
@@ -144,6 +149,7 @@ export function planCompletion(req: ChatRequest, speed: MockSpeed, extraDirectiv
       for (let i = 0; i < count; i++) contentPieces.push((i === 0 ? '' : ' ') + WORDS[Math.floor(next() * WORDS.length)]!);
       if (contentPieces.length > 0) contentPieces[0] = contentPieces[0]!.charAt(0).toUpperCase() + contentPieces[0]!.slice(1);
     }
+    if (prefix !== null) contentPieces = afterPrefix(contentPieces, prefix);
     if (contentPieces.length > maxTokens) {
       contentPieces = contentPieces.slice(0, maxTokens);
       finishReason = 'length';
@@ -168,7 +174,8 @@ export function planCompletion(req: ChatRequest, speed: MockSpeed, extraDirectiv
   chunks.push(base(choice({}, finishReason)));
 
   const completionTokens = toolCall ? argPieces.length : contentPieces.length;
-  const promptTokens = Math.max(1, Math.ceil(promptChars(req) / 4));
+  // The partial answer counts as prompt, as it does for a model that continues one.
+  const promptTokens = Math.max(1, Math.ceil(promptChars(full) / 4));
   const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
   const tps = num(d, 'tps') ?? speed.tokensPerSecond;
 
@@ -186,6 +193,25 @@ export function planCompletion(req: ChatRequest, speed: MockSpeed, extraDirectiv
     interTokenMs: tps > 0 ? 1000 / tps : 0,
     fault: fault(d),
   };
+}
+
+/** The request without a partial answer to continue, and that answer (null when there is none to continue). */
+function continuation(req: ChatRequest): { req: ChatRequest; prefix: string | null } {
+  const last = req.messages.at(-1);
+  if (req.continue_final_message !== true || last?.role !== 'assistant' || typeof last.content !== 'string') return { req, prefix: null };
+  const { continue_final_message: _c, ...rest } = req;
+  return { req: { ...rest, messages: req.messages.slice(0, -1) } as ChatRequest, prefix: last.content };
+}
+
+/** The pieces after those that spell `prefix`; all of them when the prefix is not this answer's start (a model would diverge too). */
+function afterPrefix(all: string[], prefix: string): string[] {
+  let at = 0;
+  for (let i = 0; i < all.length && at < prefix.length; i++) {
+    if (!prefix.startsWith(all[i]!, at)) return all;
+    at += all[i]!.length;
+    if (at === prefix.length) return all.slice(i + 1);
+  }
+  return prefix.length === 0 ? all : [];
 }
 
 /** The plan as one `chat.completion` object, for `stream: false`. */
