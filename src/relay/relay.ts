@@ -26,6 +26,8 @@ export interface RelayDeps {
  */
 export class Relay {
   private readonly active = new Set<Generation>();
+  /** Generations of POST /v1/streams (and their takeovers): readers expect to resume them. */
+  private readonly resumable = new WeakSet<Generation>();
   private readonly heartbeat: HeartbeatTicker;
   readonly breaker: CircuitBreaker;
   /** Called once per generation when its log has ended (metrics, token budgets). */
@@ -44,9 +46,23 @@ export class Relay {
     return this.active.size;
   }
 
-  /** Ends every generation still running with a `shutdown` error event (resumable elsewhere). */
+  /**
+   * Shutdown: every generation still running stops here. A resumable one shared
+   * through Redis is handed over (another replica continues it; readers here
+   * reconnect there); any other ends with a `shutdown` error event.
+   */
   abortAll(): void {
-    for (const gen of this.active) gen.abort('shutdown');
+    for (const gen of this.active) {
+      if (this.resumable.has(gen) && gen.log.mirror) this.handOver(gen);
+      else gen.abort('shutdown');
+    }
+  }
+
+  private handOver(gen: Generation): void {
+    gen.log.handOver();
+    // Readers arriving here from now on read the shared record instead.
+    this.deps.store.delete(gen.log.id);
+    gen.abort('shutdown');
   }
 
   /** A generation not started yet (takes a concurrency slot: 429 when none is free). */
@@ -82,6 +98,7 @@ export class Relay {
    */
   launch(targets: readonly Target[], body: ChatRequest, keyId: string, startedAt: number): Generation {
     const gen = this.create(targets, body, keyId, startedAt);
+    this.resumable.add(gen);
     void gen.run();
     return gen;
   }
@@ -92,18 +109,14 @@ export class Relay {
    */
   resume(targets: readonly Target[], body: ChatRequest, log: StreamLog): Generation {
     const gen = this.create(targets, body, log.ownerKeyId, performance.now(), log);
+    this.resumable.add(gen);
     void gen.run();
     return gen;
   }
 
-  /** Another replica writes this stream now: end it here without a word to the shared record. */
+  /** Another replica writes this stream now (this one lost its lease): stop it here, readers reconnect there. */
   abandon(streamId: string): void {
-    for (const gen of this.active) {
-      if (gen.log.id !== streamId) continue;
-      gen.log.mirror = null;
-      // Readers here get `shutdown` ("reconnect to resume") and reconnect to the record.
-      gen.abort('shutdown');
-    }
+    for (const gen of this.active) if (gen.log.id === streamId) this.handOver(gen);
   }
 
   /** Deletes a stream: aborts its upstream. False when no generation runs it here. */

@@ -12,6 +12,12 @@ import type { Beating, HeartbeatTicker } from './heartbeat.js';
  */
 export type SseStyle = 'openai' | 'eventsource';
 
+const MOVED_EVENTSOURCE = ': this replica is stopping; reconnect to resume\n\n';
+const MOVED_OPENAI = `data: ${streamErrorPayload({
+  type: 'shutdown',
+  message: 'the gateway is shutting down; resume on GET /v1/streams/<X-Stream-Id> with the last event id',
+})}\n\n`;
+
 /**
  * Writes a stream log to one client connection: one `write()` per upstream
  * batch, heartbeats while idle, and a congestion signal the generation waits
@@ -96,6 +102,18 @@ export class SseWriter implements LogReader, Beating {
     } else {
       this.res.end(namedFrame('error', id, streamErrorPayload(end)));
     }
+    this.onEnded?.();
+  }
+
+  /** The stream goes on at another replica: end this response without a final event, so the client reconnects there. */
+  onMoved(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.heartbeat.remove(this);
+    if (this.stalled || this.res.destroyed) return;
+    // EventSource reconnects by itself with its last id. An OpenAI client does not: it gets an error
+    // event without an id (it is not one of the stream's events), naming how to resume.
+    this.res.end(this.style === 'openai' ? MOVED_OPENAI : MOVED_EVENTSOURCE);
     this.onEnded?.();
   }
 

@@ -56,7 +56,13 @@ const RENEW = `
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('pexpire', KEYS[1], ARGV[2])`;
 
+// KEYS: lease. ARGV: this replica.
+const RELEASE = `
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('del', KEYS[1])`;
+
 type LeaseCommands = {
+  releaseLease(lease: string, me: string): Promise<number>;
   appendIfLeased(lease: string, record: string, me: string, message: string, channel: string, ttlMs: number, end: '0' | '1'): Promise<number>;
   renewLease(lease: string, me: string, ttlMs: number): Promise<number>;
 };
@@ -101,6 +107,7 @@ export class RedisStreams implements SharedStreams, LogMirror {
     this.leased = new Redis(opts.url, { ...common, enableAutoPipelining: false }) as Redis & LeaseCommands;
     this.leased.defineCommand('appendIfLeased', { numberOfKeys: 2, lua: APPEND });
     this.leased.defineCommand('renewLease', { numberOfKeys: 1, lua: RENEW });
+    this.leased.defineCommand('releaseLease', { numberOfKeys: 1, lua: RELEASE });
     this.sub = new Redis(opts.url, { ...common, enableAutoPipelining: false });
     for (const c of [this.client, this.leased, this.sub]) c.on('error', (e: Error) => opts.log.warn({ err: e.message }, 'redis error'));
     this.sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
@@ -170,6 +177,12 @@ export class RedisStreams implements SharedStreams, LogMirror {
   onFinish(log: StreamLog, end: StreamEnd, finalId: number): void {
     this.send(log.id, 'E' + finalId + '\n' + JSON.stringify(end), this.opts.endedTtlMs, true);
     this.client.pexpire(this.key('meta', log.id), this.opts.endedTtlMs).catch(this.warn);
+  }
+
+  /** Lets the lease go (after every append already sent): a replica with a reader takes the stream over. */
+  onHandOver(log: StreamLog): void {
+    this.held.delete(log.id);
+    this.leased.releaseLease(this.key('lease', log.id), this.opts.instanceId).catch(this.warn);
   }
 
   private send(id: string, message: string, ttlMs: number, end: boolean): void {

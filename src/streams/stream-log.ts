@@ -16,6 +16,8 @@ export interface LogReader {
   /** Framed `id:`/`data:` events, complete, in order. */
   onText(text: string): void;
   onEnd(end: StreamEnd, id: number): void;
+  /** The stream goes on at another replica: let the client go, so it reconnects there. */
+  onMoved(): void;
   /** A promise while the reader's socket is full: the generation waits on it. */
   congestion(): Promise<void> | null;
   /** Bytes written to the reader but not yet taken by its socket. */
@@ -38,6 +40,8 @@ export interface ReadableLog {
 export interface LogMirror {
   onAppend(log: StreamLog, text: string, firstId: number, count: number): void;
   onFinish(log: StreamLog, end: StreamEnd, finalId: number): void;
+  /** This replica stops writing the log, unended, for another to continue. */
+  onHandOver(log: StreamLog): void;
 }
 
 /**
@@ -87,7 +91,7 @@ export class StreamLog implements ReadableLog {
   }
 
   finish(end: StreamEnd, now: number): void {
-    if (this.end) return;
+    if (this.end || this.handedOver) return;
     this.end = end;
     this.endedAt = now;
     const id = this.finalId;
@@ -98,6 +102,23 @@ export class StreamLog implements ReadableLog {
   }
 
   release(): void {}
+
+  /** Whether another replica continues this log (see handOver). */
+  handedOver = false;
+
+  /**
+   * Stops here without an end: another replica continues the generation from
+   * the shared record, and readers here are let go to reconnect to it.
+   */
+  handOver(): void {
+    if (this.end || this.handedOver) return;
+    this.handedOver = true;
+    const mirror = this.mirror;
+    this.mirror = null;
+    mirror?.onHandOver(this);
+    for (const r of this.readers) r.onMoved();
+    this.readers.clear();
+  }
 
   textAfter(afterId: number): string {
     return this.events.textAfter(afterId);

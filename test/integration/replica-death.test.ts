@@ -115,6 +115,38 @@ if (!(await redisReachable())) {
     t.equal(content(rest.events), expected(text), 'a later reader gets the same answer');
   });
 
+  t.test('drain past its deadline hands a resumable stream over instead of ending it', async (t) => {
+    // Both replicas in this process, on a namespace of their own.
+    const redisNamespace = `test-${Date.now().toString(36)}-${process.pid}:`;
+    const cfg = { redisUrl: REDIS_URL, streamLeaseMs: LEASE_MS, mock: { tokensPerSecond: 25, firstTokenDelayMs: 0 } };
+    const a = await startGateway(cfg, { redisNamespace });
+    const b = await startGateway(cfg, { redisNamespace });
+    t.teardown(async () => {
+      await a.close();
+      await b.close();
+    });
+    const text = prompt('drained');
+    const created = await post(`${a.url}/v1/streams`, chatBody(text));
+    const { url } = JSON.parse(created.body) as { url: string };
+    const onA = await getStream(a.url + url);
+    const onB = await getStream(b.url + url);
+    await within(10_000, 'first events', Promise.all([onA, onB].map((s) => s.until((h) => h.events.filter((e) => e.id).length >= 6))));
+    t.equal(await a.drain(50), 1, 'the stream outlived the drain deadline');
+    await within(5_000, 'A lets its reader go', onA.done());
+    const before = onA.events.filter((e) => e.id !== undefined);
+    t.notOk(before.some((e) => e.event !== undefined), 'no final event: the reader is told to reconnect, not that the stream ended');
+    t.match(onA.text, /: this replica is stopping; reconnect to resume\n\n$/);
+
+    const rest = await getStream(b.url + url, { 'last-event-id': before.at(-1)!.id! });
+    await within(15_000, 'the rest via B', Promise.all([rest.done(), onB.done()]));
+    const all = [...before, ...rest.events.filter((e) => e.id !== undefined)];
+    t.same(ids(all), Array.from({ length: all.length }, (_, i) => i + 1), 'the reconnected reader: no gap, no duplicate');
+    t.equal(content(all), expected(text));
+    const seenOnB = onB.events.filter((e) => e.id !== undefined);
+    t.same(ids(seenOnB), ids(all), 'the reader on B never noticed');
+    t.equal(seenOnB.at(-1)!.event, 'done');
+  });
+
   t.test('an upstream that cannot continue: the stream ends with a generation_lost error, not silence', async (t) => {
     // B reaches the mock over HTTP as a plain OpenAI-compatible upstream (continuation: none).
     const { mock, baseUrl } = await startMock({ tokensPerSecond: 25, firstTokenDelayMs: 0 });
