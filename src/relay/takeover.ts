@@ -64,7 +64,7 @@ export class Takeover {
     }
     const targets = request && !partial.toolCall ? this.continuable(request.model) : [];
     if (!request || targets.length === 0) {
-      lost(stream, partial.toolCall ? 'a tool call was under way' : 'the upstream cannot continue a partial answer');
+      lost(stream, !request ? 'its request was not kept' : partial.toolCall ? 'a tool call was under way' : 'the upstream cannot continue a partial answer');
       return;
     }
     try {
