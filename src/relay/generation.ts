@@ -140,7 +140,8 @@ export class Generation {
     const signal = this.controller.signal;
     // One timer each, refreshed rather than re-created per batch.
     const idle = setTimeout(() => this.abort('upstream_idle'), this.opts.idleTimeoutMs);
-    const total = setTimeout(() => this.abort('max_duration'), Math.max(0, this.opts.maxDurationMs - (performance.now() - this.opts.startedAt)));
+    // Whole milliseconds: Node keeps one timer list per distinct duration, and a fractional one would get its own.
+    const total = setTimeout(() => this.abort('max_duration'), Math.max(0, Math.ceil(this.opts.maxDurationMs - (performance.now() - this.opts.startedAt))));
     try {
       for (;;) {
         const wait = log.congestion();
