@@ -24,16 +24,18 @@ export function keyIdOf(key: string): string {
 export function registerAuth(app: FastifyInstance, keys: readonly string[]): void {
   if (keys.length === 0) return;
   const known = keys.map((k) => ({ digest: digest(k), id: keyIdOf(k) }));
-  app.addHook('onRequest', async (request) => {
-    if (request.routeOptions.config.public) return;
+  // A callback hook, not an async one: no promise per request.
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (request.routeOptions.config.public) return done();
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer[ \t]+(\S{1,512})[ \t]*$/i.exec(header) : null;
-    if (!match) throw new GatewayError('unauthorized', 'Missing API key: send Authorization: Bearer <key>');
+    if (!match) return done(new GatewayError('unauthorized', 'Missing API key: send Authorization: Bearer <key>'));
     const presented = digest(match[1]!);
     let id: string | null = null;
     for (const k of known) if (timingSafeEqual(presented, k.digest)) id = k.id;
-    if (id === null) throw new GatewayError('unauthorized', 'Incorrect API key provided');
+    if (id === null) return done(new GatewayError('unauthorized', 'Incorrect API key provided'));
     request.summary.keyId = id;
     request.summary.limitKey = id;
+    done();
   });
 }

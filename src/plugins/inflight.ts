@@ -6,13 +6,17 @@ export class Inflight extends EventEmitter {
   count = 0;
 
   register(app: FastifyInstance): void {
-    app.addHook('onRequest', async (_request, reply) => {
+    // A callback hook, not an async one: no promise per request.
+    app.addHook('onRequest', (_request, reply, done) => {
       this.count++;
-      reply.raw.once('close', () => {
-        if (--this.count === 0) this.emit('idle');
-      });
+      reply.raw.once('close', this.onClose);
+      done();
     });
   }
+
+  private readonly onClose = (): void => {
+    if (--this.count === 0) this.emit('idle');
+  };
 
   /** Resolves true once nothing is in flight, false if `ms` passed first. */
   async idle(ms: number): Promise<boolean> {

@@ -1,5 +1,6 @@
-import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 
 /**
  * The upstream transport: node:http with keep-alive agents. Node's global
@@ -51,6 +52,17 @@ function connectTimeout(req: ClientRequest, ms: number): void {
   });
 }
 
+/** A URL as request options, worked out once per URL object instead of once per request. */
+const optionsOf = new WeakMap<URL, RequestOptions>();
+function requestOptions(url: URL): RequestOptions {
+  let o = optionsOf.get(url);
+  if (!o) {
+    o = urlToHttpOptions(url);
+    optionsOf.set(url, o);
+  }
+  return o;
+}
+
 export function createHttpTransport(opts: { connectTimeoutMs: number }): HttpTransport {
   const http = new HttpAgent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo' });
   const https = new HttpsAgent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo' });
@@ -90,8 +102,14 @@ export function createHttpTransport(opts: { connectTimeoutMs: number }): HttpTra
 
   const postEventStream = (url: URL, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<IncomingMessage> =>
     new Promise((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason);
       const secure = url.protocol === 'https:';
-      const req = (secure ? httpsRequest : httpRequest)(url, { method: 'POST', headers, agent: secure ? https : http, signal });
+      const req = (secure ? httpsRequest : httpRequest)({ ...requestOptions(url), method: 'POST', headers, agent: secure ? https : http });
+      // Not the `signal` option: that one also watches the request's end to unhook itself (eos), which
+      // costs more than the request's other setup. A destroy after the response ended is a no-op (the
+      // request is marked destroyed when its socket goes back to the pool), and the signal is the
+      // attempt's own, so the listener goes with it.
+      signal.addEventListener('abort', () => req.destroy(signal.reason), { once: true });
       connectTimeout(req, opts.connectTimeoutMs);
       req.once('error', (e) => reject(signal.aborted ? signal.reason : e));
       req.once('response', (res) => {

@@ -3,7 +3,7 @@ import type { ChatCompletionCreateParams } from 'openai/resources/chat/completio
 import type { UpstreamConfig } from '../config.js';
 import type { ChatRequest } from '../schema/chat-request.js';
 import { toSingleLineJson } from '../sse/frame.js';
-import { SseParser, type SseSink } from '../sse/parser.js';
+import { SseBatchReader, type BatchSink as BatchSinkBase } from '../sse/batch-reader.js';
 import { ConnectTimeout, StreamRefusal, createHttpTransport, type HttpTransport } from './http-transport.js';
 import { UpstreamError, type ChatUpstream } from './types.js';
 import type { IncomingMessage } from 'node:http';
@@ -61,34 +61,19 @@ export class OpenAIUpstream implements ChatUpstream {
   /**
    * Streamed completions skip the SDK: it would parse every chunk only for us
    * to re-encode it, and its per-request setup costs ~55 µs. The request is
-   * the same one the SDK sends; errors map the same way (see failure()).
+   * the same one the SDK sends; errors map the same way (see failure()). The
+   * request starts with the first pull, as a generator's would.
    */
-  async *stream(req: ChatRequest, signal: AbortSignal): AsyncGenerator<string[]> {
-    let raw: IncomingMessage;
+  stream(req: ChatRequest, signal: AbortSignal): AsyncIterable<string[]> {
+    return { [Symbol.asyncIterator]: () => new UpstreamEvents(this, req, signal) };
+  }
+
+  /** POSTs a streamed completion; resolves with the event-stream body once its headers arrived. */
+  async postStream(req: ChatRequest, signal: AbortSignal): Promise<IncomingMessage> {
     try {
-      raw = await this.transport.postEventStream(this.chatUrl, this.streamHeaders, JSON.stringify({ ...req, stream: true }), signal);
+      return await this.transport.postEventStream(this.chatUrl, this.streamHeaders, JSON.stringify({ ...req, stream: true }), signal);
     } catch (e) {
       throw this.failure(e, signal);
-    }
-    const sink = new BatchSink(this.name);
-    const parser = new SseParser(sink);
-    try {
-      // Leaving the loop early must not destroy the socket: after [DONE] it goes back to the pool.
-      for await (const buf of raw.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-        parser.push(buf);
-        if (sink.batch.length > 0) yield sink.take();
-        if (sink.error) throw sink.error;
-        if (sink.done) return;
-      }
-      parser.end();
-      if (sink.batch.length > 0) yield sink.take();
-      if (sink.error) throw sink.error;
-      // Without [DONE], the relay judges by whether a finish_reason came.
-    } catch (e) {
-      throw this.failure(e, signal);
-    } finally {
-      if (sink.done && !raw.readableEnded) raw.resume();
-      else if (!raw.readableEnded) raw.destroy();
     }
   }
 
@@ -114,7 +99,7 @@ export class OpenAIUpstream implements ChatUpstream {
   }
 
   /** The one place SDK and transport errors become UpstreamErrors. */
-  private failure(e: unknown, signal: AbortSignal): unknown {
+  failure(e: unknown, signal: AbortSignal): unknown {
     if (signal.aborted) return signal.reason;
     if (e instanceof UpstreamError) return e;
     if (e instanceof StreamRefusal) {
@@ -141,13 +126,46 @@ export class OpenAIUpstream implements ChatUpstream {
   }
 }
 
+/** One streamed completion: the request on the first pull, then one batch of events per socket read. */
+class UpstreamEvents implements AsyncIterator<string[]> {
+  private reader: SseBatchReader | null = null;
+  private returned = false;
+
+  constructor(
+    private readonly upstream: OpenAIUpstream,
+    private readonly req: ChatRequest,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  next(): Promise<IteratorResult<string[]>> {
+    return this.reader ? this.reader.next() : this.start();
+  }
+
+  return(): Promise<IteratorResult<string[]>> {
+    this.returned = true;
+    return this.reader ? this.reader.return() : Promise.resolve({ value: undefined, done: true });
+  }
+
+  private async start(): Promise<IteratorResult<string[]>> {
+    const body = await this.upstream.postStream(this.req, this.signal);
+    const reader = new SseBatchReader(body, new BatchSink(this.upstream.name), (e) => this.upstream.failure(e, this.signal));
+    this.reader = reader;
+    if (this.returned) return reader.return();
+    return reader.next();
+  }
+}
+
 /** Collects one socket read's worth of events into a batch. */
-class BatchSink implements SseSink {
+class BatchSink implements BatchSinkBase {
   batch: string[] = [];
   done = false;
   error: UpstreamError | null = null;
 
   constructor(private readonly upstream: string) {}
+
+  get size(): number {
+    return this.batch.length;
+  }
 
   take(): string[] {
     const b = this.batch;
