@@ -180,7 +180,9 @@ async function startGateway(upstream, tag) {
   };
   // BENCH_GATEWAY_NODE_ARGS: extra node flags for experiments (the default run passes none).
   const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = start(`gateway(${tag})`, process.execPath, [...nodeArgs, join(ROOT, 'dist/server.js')], { env, stdout: fd, stderr: fd });
+  // BENCH_GATEWAY_SCRIPT: another relay in the gateway's place (bench/bare-relay.mjs: the node:http floor).
+  const script = process.env.BENCH_GATEWAY_SCRIPT ? join(ROOT, process.env.BENCH_GATEWAY_SCRIPT) : join(ROOT, 'dist/server.js');
+  const child = start(`gateway(${tag})`, process.execPath, [...nodeArgs, script], { env, stdout: fd, stderr: fd });
   closeSync(fd);
   const base = `http://127.0.0.1:${port}`;
   try {
