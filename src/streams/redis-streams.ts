@@ -128,6 +128,9 @@ export class RedisStreams implements SharedStreams, LogMirror {
   /** Connects both connections; throws with a one-line reason when Redis cannot be reached. */
   async connect(): Promise<void> {
     await Promise.all([this.client.connect(), this.leased.connect(), this.sub.connect()]);
+    // Loaded up front: an append's EVALSHA then runs at once, never after a NOSCRIPT round trip
+    // (which would let its events reach clients before the record).
+    await Promise.all([APPEND, RENEW, RELEASE].map((lua) => this.leased.script('LOAD', lua)));
     await this.sub.subscribe(this.control);
     const every = (ms: number, f: () => void) => {
       const t = setInterval(f, ms);
