@@ -98,7 +98,12 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
       log: app.log,
       onResumed: (gen) => watchReaders(gen, config.streamResumeGraceMs, 'no_reader', (id) => streams.remoteReaders(id)),
     });
-    redis.onOrphan = (id) => void takeover.run(id).catch((e: Error) => app.log.error({ stream_id: id, err: e.message }, 'takeover failed'));
+    redis.onOrphan = (id) => {
+      // A draining replica would only have to hand it over again: leave it to another.
+      if (state.draining) return false;
+      takeover.run(id).catch((e: Error) => app.log.error({ stream_id: id, err: e.message }, 'takeover failed'));
+      return true;
+    };
   }
   const budget = new TokenBudget(config.tokensPerMinute, redis ? new RedisBudgetStore(redis.client, redis.namespace) : new MemoryBudgetStore());
   relay.finished.push((gen) => void budget.record(gen.keyId, tokensUsed(gen.usage, promptChars(gen.body), gen.chunks)).catch(() => {}));

@@ -93,8 +93,8 @@ export class RedisStreams implements SharedStreams, LogMirror {
   private readonly timers: NodeJS.Timeout[] = [];
   /** Set by the app: abort a generation running here (a DELETE that landed elsewhere). */
   onAbortRequest: ((id: string) => void) | null = null;
-  /** Set by the app: this replica now holds the lease of a stream whose replica died; finish it. */
-  onOrphan: ((id: string) => void) | null = null;
+  /** Set by the app: this replica now holds the lease of a stream whose replica died; true if it finishes it. */
+  onOrphan: ((id: string) => boolean) | null = null;
   /** Set by the app: another replica holds this stream's lease now; stop writing it here. */
   onLeaseLost: ((id: string) => void) | null = null;
 
@@ -237,8 +237,8 @@ export class RedisStreams implements SharedStreams, LogMirror {
     const ok = await this.leased.set(this.key('lease', id), this.opts.instanceId, 'PX', this.opts.leaseMs, 'NX');
     if (ok !== 'OK') return;
     this.held.add(id);
-    this.opts.log.warn({ stream_id: id }, 'the replica running this stream is gone; taking it over');
-    this.onOrphan?.(id);
+    if (this.onOrphan?.(id)) this.opts.log.warn({ stream_id: id }, 'the replica running this stream is gone; taking it over');
+    else this.dropLease(id);
   }
 
   /** Gives a claimed lease back (a takeover found nothing to do). */
