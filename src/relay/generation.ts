@@ -228,7 +228,7 @@ export class Generation {
   }
 }
 
-function abortMessage(reason: AbortReason): string {
+export function abortMessage(reason: AbortReason): string {
   switch (reason) {
     case 'client_disconnected':
       return 'the client disconnected; the generation was stopped';

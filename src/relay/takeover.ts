@@ -6,7 +6,7 @@ import { decodeMessage, type RedisStreams } from '../streams/redis-streams.js';
 import type { StreamLog } from '../streams/stream-log.js';
 import type { ModelCatalog, Target } from '../upstream/catalog.js';
 import type { ChatUpstream } from '../upstream/types.js';
-import type { Generation } from './generation.js';
+import { abortMessage, type Generation } from './generation.js';
 import type { Relay } from './relay.js';
 
 export interface TakeoverDeps {
@@ -46,16 +46,26 @@ export class Takeover {
   async run(id: string): Promise<void> {
     const { redis, store, log } = this.deps;
     const orphan = await redis.orphan(id).catch(() => null);
-    const messages = orphan?.messages.map(decodeMessage) ?? [];
-    if (!orphan || messages.some((m) => m?.kind === 'end') || store.get(id)) {
-      // Ended after all (the end raced the lease check), expired, or already running here.
+    if (!orphan || store.get(id)) {
+      // Redis failed us (the next sweep tries again), or it already runs here.
       redis.dropLease(id);
+      return;
+    }
+    const messages = orphan.messages.map(decodeMessage);
+    if (messages.some((m) => m?.kind === 'end')) {
+      // It ended after all (the end raced the lease check): make sure readers here saw the end.
+      redis.dropLease(id);
+      redis.replay(id, orphan.messages);
       return;
     }
     const stream = store.create(orphan.owner, id);
     for (const m of messages) if (m?.kind === 'data') stream.restore(m.text, m.firstId, m.count);
     redis.adopt(stream);
 
+    if (orphan.deleted) {
+      stream.finish({ kind: 'error', type: 'deleted', message: abortMessage('deleted') }, Date.now());
+      return;
+    }
     const request = orphan.request === null ? null : (JSON.parse(orphan.request) as ChatRequest);
     const partial = partialAnswer(stream.textAfter(0));
     if (partial.finishReason !== null) {
@@ -71,6 +81,12 @@ export class Takeover {
       this.deps.onResumed(this.deps.relay.resume(targets, continuationOf(request, partial), stream));
       log.info({ stream_id: id, from_event: stream.lastId + 1 }, 'stream taken over');
     } catch (e) {
+      if (e instanceof GatewayError && e.code === 'too_many_streams') {
+        // The owner's streams fill this replica's slots now: let the next sweep (or another replica) retry.
+        stream.handOver();
+        store.delete(id);
+        return;
+      }
       lost(stream, e instanceof GatewayError ? e.message : 'no generation could be started');
     }
   }

@@ -39,22 +39,34 @@ export interface Orphan {
   owner: string;
   /** The request as the generation was started (JSON), or null when none was stored. */
   request: string | null;
+  /** A DELETE came while no replica ran it. */
+  deleted: boolean;
   messages: string[];
 }
 
-// KEYS: lease, record. ARGV: this replica, message, channel, record TTL (0: keep), '1' to end (drop the lease).
+// A lease that is simply gone (Redis was unreachable past its TTL, or restarted) is taken back:
+// only another holder means another replica continues the stream. Safe, because a claimer sets
+// the lease first (NX) and reads the record after.
+// KEYS: lease, record, meta. ARGV: this replica, message, channel, record TTL (0: keep), '1' to end, lease TTL.
 const APPEND = `
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+local holder = redis.call('get', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
 redis.call('xadd', KEYS[2], '*', 'm', ARGV[2])
 redis.call('publish', ARGV[3], ARGV[2])
 if ARGV[4] ~= '0' then redis.call('pexpire', KEYS[2], ARGV[4]) end
-if ARGV[5] == '1' then redis.call('del', KEYS[1]) end
+if ARGV[5] == '1' then
+  redis.call('del', KEYS[1])
+  redis.call('pexpire', KEYS[3], ARGV[4])
+elseif not holder then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[6])
+end
 return 1`;
 
 // KEYS: lease. ARGV: this replica, TTL.
 const RENEW = `
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('pexpire', KEYS[1], ARGV[2])`;
+local holder = redis.call('get', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+return redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 or 0`;
 
 // KEYS: lease. ARGV: this replica.
 const RELEASE = `
@@ -63,7 +75,7 @@ return redis.call('del', KEYS[1])`;
 
 type LeaseCommands = {
   releaseLease(lease: string, me: string): Promise<number>;
-  appendIfLeased(lease: string, record: string, me: string, message: string, channel: string, ttlMs: number, end: '0' | '1'): Promise<number>;
+  appendIfLeased(lease: string, record: string, meta: string, me: string, message: string, channel: string, ttlMs: number, end: '0' | '1', leaseMs: number): Promise<number>;
   renewLease(lease: string, me: string, ttlMs: number): Promise<number>;
 };
 
@@ -105,7 +117,7 @@ export class RedisStreams implements SharedStreams, LogMirror {
     // events reach any client (StreamLog mirrors first), so a replica killed between the
     // two leaves Redis at least as far along as its clients.
     this.leased = new Redis(opts.url, { ...common, enableAutoPipelining: false }) as Redis & LeaseCommands;
-    this.leased.defineCommand('appendIfLeased', { numberOfKeys: 2, lua: APPEND });
+    this.leased.defineCommand('appendIfLeased', { numberOfKeys: 3, lua: APPEND });
     this.leased.defineCommand('renewLease', { numberOfKeys: 1, lua: RENEW });
     this.leased.defineCommand('releaseLease', { numberOfKeys: 1, lua: RELEASE });
     this.sub = new Redis(opts.url, { ...common, enableAutoPipelining: false });
@@ -163,7 +175,8 @@ export class RedisStreams implements SharedStreams, LogMirror {
     log.mirror = this;
     await Promise.all([
       leased,
-      this.client.hset(meta, 'owner', log.ownerKeyId, 'request', request),
+      // `leased`: streams of replicas that predate leases are never claimed (they renew none).
+      this.client.hset(meta, 'owner', log.ownerKeyId, 'request', request, 'leased', '1'),
       this.client.pexpire(meta, this.opts.liveTtlMs),
     ]).catch(this.warn);
   }
@@ -178,8 +191,8 @@ export class RedisStreams implements SharedStreams, LogMirror {
   }
 
   onFinish(log: StreamLog, end: StreamEnd, finalId: number): void {
+    // The meta's TTL shortens in the same script, and only while this replica holds the stream.
     this.send(log.id, 'E' + finalId + '\n' + JSON.stringify(end), this.opts.endedTtlMs, true);
-    this.client.pexpire(this.key('meta', log.id), this.opts.endedTtlMs).catch(this.warn);
   }
 
   /** Lets the lease go (after every append already sent): a replica with a reader takes the stream over. */
@@ -192,7 +205,17 @@ export class RedisStreams implements SharedStreams, LogMirror {
     if (end) this.held.delete(id);
     // Record first, then announce (one script): a reader that missed the announcement finds it in the record.
     this.leased
-      .appendIfLeased(this.key('lease', id), this.key('log', id), this.opts.instanceId, message, this.key('ch', id), ttlMs, end ? '1' : '0')
+      .appendIfLeased(
+        this.key('lease', id),
+        this.key('log', id),
+        this.key('meta', id),
+        this.opts.instanceId,
+        message,
+        this.key('ch', id),
+        ttlMs,
+        end ? '1' : '0',
+        this.opts.leaseMs,
+      )
       .then((ok) => {
         if (ok === 0) this.lost(id);
       }, this.warn);
@@ -234,6 +257,7 @@ export class RedisStreams implements SharedStreams, LogMirror {
 
   private async claim(id: string): Promise<void> {
     if (this.held.has(id)) return;
+    if ((await this.client.hget(this.key('meta', id), 'leased')) !== '1') return;
     const ok = await this.leased.set(this.key('lease', id), this.opts.instanceId, 'PX', this.opts.leaseMs, 'NX');
     if (ok !== 'OK') return;
     this.held.add(id);
@@ -241,29 +265,42 @@ export class RedisStreams implements SharedStreams, LogMirror {
     else this.dropLease(id);
   }
 
-  /** Gives a claimed lease back (a takeover found nothing to do). */
+  /** Gives a claimed lease back (a takeover found nothing to do, or cannot start now). */
   dropLease(id: string): void {
     this.held.delete(id);
-    this.leased.del(this.key('lease', id)).catch(this.warn);
+    this.leased.releaseLease(this.key('lease', id), this.opts.instanceId).catch(this.warn);
   }
 
   /** What a takeover needs, read after claiming the lease (so the record can no longer grow). */
-  async orphan(id: string): Promise<Orphan | null> {
-    const [meta, messages] = await Promise.all([this.client.hmget(this.key('meta', id), 'owner', 'request'), this.record(id)]);
-    const [owner, request] = meta;
-    if (owner === null || owner === undefined) return null;
-    return { owner, request: request ?? null, messages };
+  async orphan(id: string): Promise<Orphan> {
+    const [meta, messages] = await Promise.all([this.client.hmget(this.key('meta', id), 'owner', 'request', 'deleted'), this.record(id)]);
+    const [owner, request, deleted] = meta;
+    return { owner: owner ?? '', request: request ?? null, deleted: deleted === '1', messages };
+  }
+
+  /** Hands a record's messages to this replica's readers of the stream (an end they may have missed). */
+  replay(id: string, messages: string[]): void {
+    const readers = this.following.get(id);
+    if (readers) for (const r of readers) for (const m of messages) r.ingest(m);
   }
 
   async open(id: string): Promise<ReadableLog | null> {
     const remote = new RemoteLog(id, this);
     this.follow(remote);
-    await this.sub.subscribe(this.key('ch', id));
-    const [owner, entries, leased] = await Promise.all([
-      this.client.hget(this.key('meta', id), 'owner'),
-      this.record(id),
-      this.client.exists(this.key('lease', id)),
-    ]);
+    let owner: string | null;
+    let entries: string[];
+    let leased: number;
+    try {
+      await this.sub.subscribe(this.key('ch', id));
+      [owner, entries, leased] = await Promise.all([
+        this.client.hget(this.key('meta', id), 'owner'),
+        this.record(id),
+        this.client.exists(this.key('lease', id)),
+      ]);
+    } catch (e) {
+      this.unfollow(remote);
+      throw e;
+    }
     if (owner === null && entries.length === 0) {
       this.unfollow(remote);
       return null;
@@ -289,7 +326,8 @@ export class RedisStreams implements SharedStreams, LogMirror {
   }
 
   async requestAbort(id: string): Promise<void> {
-    await this.client.publish(this.control, JSON.stringify({ op: 'abort', id }));
+    // Also kept with the stream: a replica taking it over later (its own died) must not resume it.
+    await Promise.all([this.client.hset(this.key('meta', id), 'deleted', '1'), this.client.publish(this.control, JSON.stringify({ op: 'abort', id }))]);
   }
 
   /** Counts a reader attached on this replica, for the generating replica's grace period. */

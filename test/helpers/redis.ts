@@ -21,14 +21,18 @@ export async function redisReachable(): Promise<boolean> {
   });
 }
 
-/** One GET, on a connection of its own. */
-export async function redisGet(url: string, key: string): Promise<string | null> {
+/** One command, on a connection of its own (GET, DEL, HGET…). */
+export async function redisCall(url: string, command: string, ...args: string[]): Promise<unknown> {
   const { Redis } = await import('ioredis');
   const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await client.connect();
-    return await client.get(key);
+    return await client.call(command, ...args);
   } finally {
     client.disconnect();
   }
+}
+
+export async function redisGet(url: string, key: string): Promise<string | null> {
+  return (await redisCall(url, 'GET', key)) as string | null;
 }

@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import t, { type Test } from 'tap';
 import { chatBody, startGateway, startMock, viaUpstream, type RunningGateway } from '../helpers/gateway.js';
-import { REDIS_URL, redisReachable } from '../helpers/redis.js';
+import { REDIS_URL, redisCall, redisGet, redisReachable } from '../helpers/redis.js';
 import { getStream, post, type SseEvent, type StreamHandle } from '../helpers/sse.js';
 import { planCompletion } from '../../src/upstream/mock/model.js';
 
@@ -145,6 +146,51 @@ if (!(await redisReachable())) {
     const seenOnB = onB.events.filter((e) => e.id !== undefined);
     t.same(ids(seenOnB), ids(all), 'the reader on B never noticed');
     t.equal(seenOnB.at(-1)!.event, 'done');
+  });
+
+  t.test('a lease that vanished (Redis lost it) is taken back by its holder: the stream goes on', async (t) => {
+    const redisNamespace = `test-${Date.now().toString(36)}-${process.pid}-v:`;
+    const a = await startGateway({ redisUrl: REDIS_URL, streamLeaseMs: LEASE_MS, mock: { tokensPerSecond: 25, firstTokenDelayMs: 0 } }, { redisNamespace });
+    t.teardown(() => a.close());
+    const text = prompt('vanished');
+    const created = await post(`${a.url}/v1/streams`, chatBody(text));
+    const { id, url } = JSON.parse(created.body) as { id: string; url: string };
+    const lease = `${redisNamespace}lease:${id}`;
+    const holder = await redisGet(REDIS_URL, lease);
+    t.ok(holder, 'the generating replica holds a lease');
+    const s = await getStream(a.url + url);
+    await within(10_000, 'first events', s.until((h) => h.events.filter((e) => e.id).length >= 5));
+    t.equal(await redisCall(REDIS_URL, 'DEL', lease), 1, 'the lease is deleted behind the replica’s back');
+    await within(10_000, 'more events', s.until((h) => h.events.filter((e) => e.id).length >= 10));
+    t.equal(await redisGet(REDIS_URL, lease), holder, 'the holder took it back (its next append or renewal)');
+    await within(15_000, 'the end', s.done());
+    const events = s.events.filter((e) => e.id !== undefined);
+    t.equal(events.at(-1)!.event, 'done', 'the stream was not handed over: it finished here');
+    t.equal(content(events), expected(text));
+  });
+
+  t.test('DELETE while no replica runs the stream: a later takeover ends it as deleted instead of resuming it', async (t) => {
+    const b = await replicaB(t);
+    const a = await replicaA(t);
+    const created = await post(`${a.url}/v1/streams`, chatBody(prompt('deleted-while-orphaned')));
+    const { url } = JSON.parse(created.body) as { url: string };
+    const s = await getStream(b.url + url);
+    await within(10_000, 'first events via B', s.until((h) => h.events.filter((e) => e.id).length >= 5));
+    await kill(a.child);
+    const del = await new Promise<number>((resolve, reject) => {
+      const req = request(`${b.url}${url}`, { method: 'DELETE' }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    t.equal(del, 204);
+    await within(15_000, 'the end of the stream', s.done());
+    const last = s.events.filter((e) => e.id !== undefined).at(-1)!;
+    t.equal(last.event, 'error');
+    t.equal(JSON.parse(last.data).error.type, 'deleted');
+    t.notOk(b.logs.lines.some((l) => l.msg === 'stream taken over'), 'no generation was started for it');
   });
 
   t.test('an upstream that cannot continue: the stream ends with a generation_lost error, not silence', async (t) => {
