@@ -62,7 +62,7 @@ function finishReasonOf(batch: readonly string[]): string | null {
  * rest, pausing while a reader's socket is full, and always ends the log.
  */
 export class Generation {
-  readonly controller = new AbortController();
+  private readonly controller = new AbortController();
   ttftMs: number | null = null;
   chunks = 0;
   usage: Usage | null = null;
@@ -137,17 +137,10 @@ export class Generation {
   async run(): Promise<void> {
     try {
       await this.open();
-    } catch {
-      // Aborted from outside (deleted, no reader, shutdown), or the upstream failed: timeouts
-      // before the first byte abort only their attempt, so they land in the second branch.
-      const reason: unknown = this.controller.signal.reason;
-      if (reason instanceof GatewayAbort) {
-        this.opts.log.finish({ kind: 'error', type: reason.reason, message: abortMessage(reason.reason) }, this.now());
-      } else {
-        // The same shape as a failure after the first byte: readers need not tell them apart.
-        const e = this.error!;
-        this.opts.log.finish({ kind: 'error', type: 'upstream_error', code: e.code, message: e.message }, this.now());
-      }
+    } catch (e) {
+      // Aborted from outside (deleted, no reader, shutdown), or the upstream failed (the same
+      // shape as a failure after the first byte: readers need not tell them apart).
+      this.endWith(this.controller.signal.aborted ? this.controller.signal.reason : e);
       this.onFinished?.();
       return;
     }
@@ -158,19 +151,24 @@ export class Generation {
   async pump(): Promise<void> {
     const log = this.opts.log;
     const signal = this.controller.signal;
-    // One timer each, refreshed rather than re-created per batch.
-    const idle = setTimeout(() => this.abort('upstream_idle'), this.opts.idleTimeoutMs);
+    // One timer each, refreshed rather than re-created per batch. A full client socket is not the
+    // upstream's silence: while one holds the pump the idle timer may fire, but does nothing.
+    let congested = false;
+    const idle = setTimeout(() => {
+      if (!congested) this.abort('upstream_idle');
+    }, this.opts.idleTimeoutMs);
     // Whole milliseconds: Node keeps one timer list per distinct duration, and a fractional one would get its own.
     const total = setTimeout(() => this.abort('max_duration'), Math.max(0, Math.ceil(this.opts.maxDurationMs - (performance.now() - this.opts.startedAt))));
     try {
       for (;;) {
         const wait = log.congestion();
         if (wait) {
-          // A full client socket is not the upstream's silence.
-          clearTimeout(idle);
+          congested = true;
           await wait;
+          congested = false;
         }
         if (signal.aborted) throw signal.reason;
+        // Re-arms it even if it fired (and did nothing) while congested; a cleared timer could not be.
         idle.refresh();
         const r = await this.iterator!.next();
         if (r.done) break;
@@ -181,15 +179,7 @@ export class Generation {
       this.outcome = 'completed';
       log.finish({ kind: 'done', finish_reason: this.finishReason, usage: this.usage }, this.now());
     } catch (e) {
-      const cause = signal.aborted ? signal.reason : e;
-      if (cause instanceof GatewayAbort) {
-        this.outcome = cause.reason === 'client_disconnected' ? 'client_aborted' : 'upstream_error';
-        log.finish({ kind: 'error', type: cause.reason, message: abortMessage(cause.reason) }, this.now());
-      } else {
-        this.outcome = 'upstream_error';
-        this.error = fromUpstreamFailure(cause, this.opts.secrets);
-        log.finish({ kind: 'error', type: 'upstream_error', code: this.error.code, message: this.error.message }, this.now());
-      }
+      this.endWith(signal.aborted ? signal.reason : e);
       this.abort('upstream_timeout');
       void this.iterator?.return?.().catch(() => {});
     } finally {
@@ -197,6 +187,18 @@ export class Generation {
       clearTimeout(total);
       this.onFinished?.();
     }
+  }
+
+  /** Ends the log with the error event for `cause` (an abort of ours, or an upstream failure), and records the outcome. */
+  private endWith(cause: unknown): void {
+    if (cause instanceof GatewayAbort) {
+      this.outcome = cause.reason === 'client_disconnected' ? 'client_aborted' : 'upstream_error';
+      this.opts.log.finish({ kind: 'error', type: cause.reason, message: abortMessage(cause.reason) }, this.now());
+      return;
+    }
+    this.outcome = 'upstream_error';
+    this.error = fromUpstreamFailure(cause, this.opts.secrets);
+    this.opts.log.finish({ kind: 'error', type: 'upstream_error', code: this.error.code, message: this.error.message }, this.now());
   }
 
   /**

@@ -80,6 +80,31 @@ t.test('backpressure: a client that stops reading stops the upstream, bounded bu
   socket.destroy();
 });
 
+t.test('idle gap after backpressure: a client that stalled, then read on, still gets the idle timeout', async (t) => {
+  const { mock, baseUrl } = await startMock({ tokensPerSecond: 0, firstTokenDelayMs: 0 });
+  const gw = await startGateway({ ...viaUpstream(baseUrl), idleTimeoutMs: 300, clientStallTimeoutMs: 30_000, failover: NO_RETRY });
+  t.teardown(async () => {
+    await gw.close();
+    await mock.close();
+  });
+  const socket = connect(Number(new URL(gw.url).port), '127.0.0.1');
+  await once(socket, 'connect');
+  const payload = JSON.stringify(chatBody('[mock:tokens=99000] [mock:hang-after=90000]', { stream: true }));
+  socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\nconnection: close\r\n\r\n${payload}`);
+  await once(socket, 'data');
+  socket.pause();
+  // The gateway waited on the full client socket: the upstream feels it.
+  await once(mock, 'blocked');
+  // Read on, to the end; the upstream goes silent after 90,000 chunks (under the 100,000 events a stream may have).
+  let tail = '';
+  socket.on('data', (c: Buffer) => (tail = (tail + c.toString('latin1')).slice(-2000)));
+  socket.resume();
+  await once(socket, 'end');
+  // The tail of a chunked body: the last event is the error.
+  t.match(tail, /data: \{"error":\{[^\n]*"type":"upstream_idle"[^\n]*\}\}\n\n\r\n0\r\n\r\n$/, 'the silence after the stall was noticed');
+  await mock.waitForAborts(1);
+});
+
 t.test('connect: an upstream that never completes the TCP handshake → 504 after UPSTREAM_CONNECT_TIMEOUT_MS', async (t) => {
   // A listener whose process is stopped, with its accept queue (backlog 1) filled: the kernel
   // then drops further SYNs, so the gateway's connect hangs the way a dead host's does.
