@@ -90,30 +90,27 @@ export class SseWriter implements LogReader, Beating {
 
   onEnd(end: StreamEnd, id: number): void {
     if (this.ended) return;
-    this.ended = true;
-    this.heartbeat.remove(this);
-    // HTTP/2's Http2ServerResponse has no `destroyed`; `stalled` marks the one cut made here (onStall).
-    if (this.stalled || this.res.destroyed) return;
-    if (this.style === 'openai') {
-      if (end.kind === 'done') this.res.end(DONE_FRAME);
-      else this.res.end(dataFrame(id, streamErrorPayload(end)));
-    } else if (end.kind === 'done') {
-      this.res.end(namedFrame('done', id, JSON.stringify({ finish_reason: end.finish_reason, usage: end.usage })));
-    } else {
-      this.res.end(namedFrame('error', id, streamErrorPayload(end)));
-    }
-    this.onEnded?.();
+    let frame: string;
+    if (this.style === 'openai') frame = end.kind === 'done' ? DONE_FRAME : dataFrame(id, streamErrorPayload(end));
+    else if (end.kind === 'done') frame = namedFrame('done', id, JSON.stringify({ finish_reason: end.finish_reason, usage: end.usage }));
+    else frame = namedFrame('error', id, streamErrorPayload(end));
+    this.finish(frame);
   }
 
   /** The stream goes on at another replica: end this response without a final event, so the client reconnects there. */
   onMoved(): void {
+    // EventSource reconnects by itself with its last id. An OpenAI client does not: it gets an error
+    // event without an id (it is not one of the stream's events), naming how to resume.
+    this.finish(this.style === 'openai' ? MOVED_OPENAI : MOVED_EVENTSOURCE);
+  }
+
+  /** Writes the last frame, unless the client is gone already; onEnded runs either way (a remote log must be released). */
+  private finish(frame: string): void {
     if (this.ended) return;
     this.ended = true;
     this.heartbeat.remove(this);
-    if (this.stalled || this.res.destroyed) return;
-    // EventSource reconnects by itself with its last id. An OpenAI client does not: it gets an error
-    // event without an id (it is not one of the stream's events), naming how to resume.
-    this.res.end(this.style === 'openai' ? MOVED_OPENAI : MOVED_EVENTSOURCE);
+    // HTTP/2's Http2ServerResponse has no `destroyed`; `stalled` marks the one cut made here (onStall).
+    if (!this.stalled && !this.res.destroyed) this.res.end(frame);
     this.onEnded?.();
   }
 
