@@ -28,7 +28,7 @@ export interface AttemptRecord {
 }
 
 /** Whether a failure before the first byte may be tried again (here or elsewhere). */
-export function retryable(err: unknown): boolean {
+function retryable(err: unknown): boolean {
   if (err instanceof GatewayAbort) return err.reason === 'upstream_timeout';
   if (err instanceof UpstreamError) return err.status === 0 || err.status === 408 || err.status === 429 || err.status >= 500;
   return false;
@@ -73,8 +73,6 @@ export class CircuitBreaker {
 export interface AttemptResult<T> {
   value: T;
   target: Target;
-  /** Aborts the winning attempt's upstream request; already linked to the parent signal. */
-  controller: AbortController;
 }
 
 /**
@@ -111,7 +109,7 @@ export async function withFailover<T>(
       const value = await once(target, controller.signal);
       attempts.push({ upstream: name, result: 'ok', ms: Math.round(performance.now() - started) });
       breaker.success(name);
-      return { value, target, controller };
+      return { value, target };
     } catch (e) {
       parent.removeEventListener('abort', onParentAbort);
       const cause = controller.signal.aborted ? controller.signal.reason : e;

@@ -48,8 +48,8 @@ export class RedisBudgetStore implements BudgetStore {
 
   async add(key: string, window: number, tokens: number): Promise<void> {
     const k = this.key(key, window);
-    await this.redis.incrby(k, tokens);
-    await this.redis.pexpire(k, 2 * WINDOW_MS);
+    // One round trip (auto-pipelined): a non-streamed answer waits for this before it leaves.
+    await Promise.all([this.redis.incrby(k, tokens), this.redis.pexpire(k, 2 * WINDOW_MS)]);
   }
 }
 

@@ -103,21 +103,14 @@ export class OpenAIUpstream implements ChatUpstream {
     if (signal.aborted) return signal.reason;
     if (e instanceof UpstreamError) return e;
     if (e instanceof StreamRefusal) {
-      const retryAfter = Number(e.retryAfter);
       const status = e.status >= 200 && e.status < 300 ? 502 : e.status;
       const message = e.status < 300 ? 'the upstream did not answer with an event stream' : (errorMessage(e.body) ?? `upstream answered ${e.status}`);
-      return new UpstreamError(status, message, this.name, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined);
+      return new UpstreamError(status, message, this.name, retryAfterSeconds(e.retryAfter));
     }
     if (e instanceof APIUserAbortError) return signal.reason ?? e;
     if (e instanceof APIError && e.status !== undefined) {
       const detail = (e.error as { message?: unknown } | undefined)?.message;
-      const retryAfter = Number(e.headers?.get('retry-after'));
-      return new UpstreamError(
-        e.status,
-        typeof detail === 'string' ? detail : e.message,
-        this.name,
-        Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined,
-      );
+      return new UpstreamError(e.status, typeof detail === 'string' ? detail : e.message, this.name, retryAfterSeconds(e.headers?.get('retry-after')));
     }
     if (e instanceof SyntaxError) return new UpstreamError(502, e.message, this.name);
     if (e instanceof ConnectTimeout) return new UpstreamError(504, e.message, this.name);
@@ -201,4 +194,10 @@ function errorMessage(data: string): string | null {
   } catch {
     return null;
   }
+}
+
+/** A Retry-After header in seconds; undefined when absent or not a positive number (HTTP dates are not honoured). */
+function retryAfterSeconds(raw: string | null | undefined): number | undefined {
+  const n = Number(raw);
+  return raw && Number.isFinite(n) && n > 0 ? n : undefined;
 }
