@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { chatBody } from '../helpers/gateway.js';
 import { clusterSkipReason, get, processOf, readLog, sleep, startCluster, within, type Cluster, type Replica } from '../helpers/cluster.js';
-import { getStream, openStream, post, serialize, type SseEvent, type StreamHandle } from '../helpers/sse.js';
+import { answerText, getStream, openStream, post, serialize, type SseEvent, type StreamHandle } from '../helpers/sse.js';
 import { planCompletion } from '../../src/upstream/mock/model.js';
 import { redisGet } from '../helpers/redis.js';
 
@@ -188,11 +188,7 @@ if (skip) {
         const ids = seen.map((e) => Number(e.id));
         t.same(ids, Array.from({ length: ids.length }, (_, i) => i + 1), `reader ${where}: ids 1..${ids.length}, no gap, no duplicate (${connections} connection(s))`);
         t.equal(seen.at(-1)?.event, 'done', `reader ${where}: the stream finished normally`);
-        const answer = seen
-          .filter((e) => e.event === undefined)
-          .map((e) => (JSON.parse(e.data) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? '')
-          .join('');
-        t.equal(answer, expected, `reader ${where}: the whole answer, once`);
+        t.equal(answerText(seen), expected, `reader ${where}: the whole answer, once`);
         if (reader === onVictim) t.ok(connections >= 2, 'the reader on the killed replica had to reconnect');
         else t.equal(connections, 1, 'the reader on the other replica never lost its connection');
       }

@@ -3,6 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type IncomingHttpStatusHeader } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Test } from 'tap';
+import type { Config } from '../../src/config.js';
+import { startGateway, startMock, viaUpstream } from './gateway.js';
 import { parseSse, type SseEvent } from './sse.js';
 
 /** A self-signed certificate for 127.0.0.1, made with openssl at test time (valid one day). */
@@ -55,6 +58,17 @@ export async function connectH2(url: string): Promise<ClientHttp2Session> {
   session.on('error', () => {});
   session.setLocalWindowSize(15 * 1024 * 1024);
   return session;
+}
+
+/** The mock upstream (50 tokens/s) and a gateway serving HTTPS + HTTP/2 with `cert`; both closed when the test ends. */
+export async function startTlsGateway(t: Test, cert: TestCert, overrides: Partial<Config> = {}) {
+  const { mock, baseUrl } = await startMock({ tokensPerSecond: 50, firstTokenDelayMs: 0 });
+  const gw = await startGateway({ ...viaUpstream(baseUrl), tls: { cert: cert.cert, key: cert.key }, ...overrides });
+  t.teardown(async () => {
+    await gw.close();
+    await mock.close();
+  });
+  return { mock, gw };
 }
 
 export function closeSession(session: ClientHttp2Session): Promise<void> {

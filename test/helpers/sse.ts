@@ -1,4 +1,5 @@
 import { request, type IncomingMessage } from 'node:http';
+import { send, type HttpResponse } from './http.js';
 
 export interface SseEvent {
   id?: string;
@@ -31,26 +32,21 @@ export function parseSse(text: string): { events: SseEvent[]; comments: string[]
   return { events, comments };
 }
 
-export interface RawResponse {
-  status: number;
-  headers: IncomingMessage['headers'];
-  body: string;
+/** The assistant text a stream's chunk events carry (named events, [DONE] and the retry preamble skipped). */
+export function answerText(events: SseEvent[]): string {
+  let text = '';
+  for (const e of events) {
+    if (e.id === undefined || e.event !== undefined || e.data === '[DONE]') continue;
+    text += (JSON.parse(e.data) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? '';
+  }
+  return text;
 }
 
-/** POST over node:http (no fetch magic), collecting the whole body. */
+export type RawResponse = HttpResponse;
+
+/** POST of a JSON body over node:http (no fetch magic), collecting the whole body. */
 export function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const data = typeof body === 'string' ? body : JSON.stringify(body);
-    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
+  return send(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
 }
 
 /**

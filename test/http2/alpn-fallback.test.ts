@@ -1,8 +1,8 @@
 import { request, type RequestOptions } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import t, { type Test } from 'tap';
-import { chatBody, startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
-import { closeSession, connectH2, h2Get, hasOpenssl, makeCert, within, type TestCert } from '../helpers/http2.js';
+import t from 'tap';
+import { chatBody } from '../helpers/gateway.js';
+import { closeSession, connectH2, h2Get, hasOpenssl, makeCert, startTlsGateway, within } from '../helpers/http2.js';
 import { StreamHandle } from '../helpers/sse.js';
 
 /** The TLS port also speaks HTTP/1.1, for clients that do not offer h2 in ALPN (curl --http1.1, old proxies, SDKs). */
@@ -19,16 +19,6 @@ function openHttps(url: string, body: unknown, tls: RequestOptions = {}): Promis
   });
 }
 
-async function gateway(t: Test, cert: TestCert) {
-  const { mock, baseUrl } = await startMock({ tokensPerSecond: 50, firstTokenDelayMs: 0 });
-  const gw = await startGateway({ ...viaUpstream(baseUrl), tls: { cert: cert.cert, key: cert.key } });
-  t.teardown(async () => {
-    await gw.close();
-    await mock.close();
-  });
-  return { mock, gw };
-}
-
 if (!hasOpenssl()) {
   t.comment('openssl not found: install it (apt-get install -y openssl) to run the HTTP/2 tests');
   t.plan(0, 'no openssl to make a test certificate');
@@ -42,7 +32,7 @@ if (!hasOpenssl()) {
   ];
   for (const [name, tls] of cases) {
     t.test(`HTTP/1.1 over the TLS port, ${name}: a normal SSE stream`, async (t) => {
-      const { gw } = await gateway(t, cert);
+      const { gw } = await startTlsGateway(t, cert);
       const s = await openHttps(`${gw.url}/v1/chat/completions`, chatBody('over http/1.1 [mock:tokens=20]', { stream: true }), tls);
       await within(s.done(), 10_000, 'the stream to end');
       t.equal(s.res.httpVersion, '1.1', 'answered in HTTP/1.1');
@@ -62,7 +52,7 @@ if (!hasOpenssl()) {
   }
 
   t.test('HTTP/1.1 over TLS: a client that hangs up still aborts the upstream', async (t) => {
-    const { mock, gw } = await gateway(t, cert);
+    const { mock, gw } = await startTlsGateway(t, cert);
     const s = await openHttps(`${gw.url}/v1/chat/completions`, chatBody('leave early [mock:tokens=500]', { stream: true }));
     await within(s.until((x) => x.events.length >= 3), 5000, 'three events');
     s.destroy();
@@ -71,7 +61,7 @@ if (!hasOpenssl()) {
   });
 
   t.test('both protocols at once on one port; app.close() cuts the open streams of each', async (t) => {
-    const { mock, gw } = await gateway(t, cert);
+    const { mock, gw } = await startTlsGateway(t, cert);
     const session = await connectH2(gw.url);
     t.teardown(() => closeSession(session));
     const h1 = await openHttps(`${gw.url}/v1/chat/completions`, chatBody('h1 [mock:tokens=10000]', { stream: true }));

@@ -2,8 +2,8 @@ import http2 from 'node:http2';
 import t from 'tap';
 import type { ChatRequest } from '../../src/schema/chat-request.js';
 import { planCompletion } from '../../src/upstream/mock/model.js';
-import { chatBody, startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
-import { CONNECTION_HEADERS, closeSession, connectH2, h2Get, h2Post, hasOpenssl, makeCert, within, type H2Exchange } from '../helpers/http2.js';
+import { chatBody } from '../helpers/gateway.js';
+import { CONNECTION_HEADERS, closeSession, connectH2, h2Get, h2Post, hasOpenssl, makeCert, startTlsGateway, within, type H2Exchange } from '../helpers/http2.js';
 import type { SseEvent } from '../helpers/sse.js';
 
 /** 20 SSE streams multiplexed on ONE HTTP/2 connection; an RST_STREAM on one is that stream's disconnect only. */
@@ -32,21 +32,11 @@ if (!hasOpenssl()) {
   t.teardown(() => cert.remove());
 
   t.test('20 concurrent streams over one session; resetting one aborts exactly its upstream request', async (t) => {
-    const { mock, baseUrl } = await startMock({ tokensPerSecond: 50, firstTokenDelayMs: 0 });
-    const gw = await startGateway({
-      ...viaUpstream(baseUrl),
-      tls: { cert: cert.cert, key: cert.key },
-      rateLimit: { max: 1000, windowMs: 60_000 },
-      maxConcurrentStreams: 100,
-    });
+    const { mock, gw } = await startTlsGateway(t, cert, { rateLimit: { max: 1000, windowMs: 60_000 }, maxConcurrentStreams: 100 });
     let sessions = 0;
     gw.app.server.on('session', () => sessions++);
     const session = await connectH2(gw.url);
-    t.teardown(async () => {
-      await closeSession(session);
-      await gw.close();
-      await mock.close();
-    });
+    t.teardown(() => closeSession(session));
     t.equal(session.alpnProtocol, 'h2', 'ALPN chose h2');
 
     const RESET = 3;

@@ -2,17 +2,14 @@ import { once } from 'node:events';
 import http2 from 'node:http2';
 import t, { type Test } from 'tap';
 import type { RecordedRequest } from '../../src/upstream/mock/http-server.js';
-import { chatBody, startGateway, startMock, viaUpstream, type RunningGateway } from '../helpers/gateway.js';
+import { chatBody } from '../helpers/gateway.js';
 import { defaultConfig, type Config } from '../../src/config.js';
-import { closeSession, connectH2, h2Post, hasOpenssl, makeCert, within, type TestCert } from '../helpers/http2.js';
+import { closeSession, connectH2, h2Post, hasOpenssl, makeCert, startTlsGateway, within, type TestCert } from '../helpers/http2.js';
 
 /** Heartbeats, backpressure and shutdown on HTTP/2: each works per stream, next to others on the same session. */
 
 async function setup(t: Test, cert: TestCert, overrides: Partial<Config> = {}) {
-  const { mock, baseUrl } = await startMock({ tokensPerSecond: 50, firstTokenDelayMs: 0 });
-  const gw: RunningGateway = await startGateway({
-    ...viaUpstream(baseUrl),
-    tls: { cert: cert.cert, key: cert.key },
+  const { mock, gw } = await startTlsGateway(t, cert, {
     rateLimit: { max: 1000, windowMs: 60_000 },
     maxConcurrentStreams: 100,
     // The mock shares this process and runs flat out: load shedding (event-loop utilization) would answer 503.
@@ -20,11 +17,7 @@ async function setup(t: Test, cert: TestCert, overrides: Partial<Config> = {}) {
     ...overrides,
   });
   const session = await connectH2(gw.url);
-  t.teardown(async () => {
-    await closeSession(session);
-    await gw.close();
-    await mock.close();
-  });
+  t.teardown(() => closeSession(session));
   return { mock, gw, session };
 }
 

@@ -3,6 +3,7 @@ import { request } from 'node:http';
 import t from 'tap';
 import { chatBody, startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
 import { openStream } from '../helpers/sse.js';
+import { waitUntil } from '../helpers/http.js';
 
 /** Disconnects are asserted at the upstream: the mock records every request the gateway hung up on. */
 t.test('a client that leaves mid-stream aborts the upstream request', async (t) => {
@@ -41,7 +42,7 @@ t.test('20 parallel aborts → 20 upstream aborts, and every slot comes back', a
   t.equal(mock.aborted, 20);
   await gw.logs.waitForRequest(() => gw.logs.requests().filter((l) => l.outcome === 'client_aborted').length === 20);
   // Slots are released when each generation has wound down; wait for the last one.
-  while (gw.slots.total > 0) await new Promise((r) => setImmediate(r));
+  await waitUntil(() => gw.slots.total === 0, 'every slot released');
   t.equal(gw.slots.total, 0);
 });
 
@@ -55,7 +56,7 @@ t.test('the built-in mock is aborted too (no upstream configured)', async (t) =>
   const line = await gw.logs.waitForRequest((l) => l.stream_id === id);
   t.equal(line.outcome, 'client_aborted');
   const log = gw.store.get(id)!;
-  while (!log.end) await new Promise((r) => setImmediate(r));
+  await waitUntil(() => log.end !== null, 'the stream log to end');
   t.same(log.end, { kind: 'error', type: 'client_disconnected', message: 'the client disconnected; the generation was stopped' });
 });
 

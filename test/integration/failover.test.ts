@@ -3,6 +3,7 @@ import t, { type Test } from 'tap';
 import { defaultConfig } from '../../src/config.js';
 import { chatBody, startGateway, startMock } from '../helpers/gateway.js';
 import { parseSse, post } from '../helpers/sse.js';
+import { waitUntil } from '../helpers/http.js';
 
 /** Two upstreams serving one model alias, in priority order: `a` first, `b` as the fallback. */
 async function twoUpstreams(t: Test, aUrl: string, bUrl: string, extra: Record<string, unknown> = {}) {
@@ -15,6 +16,17 @@ async function twoUpstreams(t: Test, aUrl: string, bUrl: string, extra: Record<s
   });
   t.teardown(() => gw.close());
   return gw;
+}
+
+/** Upstream a answers with `fault`, upstream b answers normally; both closed when the test ends. */
+async function faultyAndHealthy(t: Test, fault: string) {
+  const a = await startMock({ tokensPerSecond: 0, firstTokenDelayMs: 0, directives: fault });
+  const b = await startMock({ tokensPerSecond: 0, firstTokenDelayMs: 0 });
+  t.teardown(async () => {
+    await a.mock.close();
+    await b.mock.close();
+  });
+  return { a, b };
 }
 
 
@@ -61,12 +73,7 @@ for (const [label, fault] of [
 }
 
 t.test('a failure after the first byte → error event, and no second attempt', async (t) => {
-  const a = await startMock({ tokensPerSecond: 0, firstTokenDelayMs: 0, directives: '[mock:fail-after=2]' });
-  const b = await startMock({ tokensPerSecond: 0, firstTokenDelayMs: 0 });
-  t.teardown(async () => {
-    await a.mock.close();
-    await b.mock.close();
-  });
+  const { a, b } = await faultyAndHealthy(t, '[mock:fail-after=2]');
   const gw = await twoUpstreams(t, a.baseUrl, b.baseUrl);
   const res = await post(`${gw.url}/v1/chat/completions`, body(true));
   const { events } = parseSse(res.body);
@@ -76,12 +83,7 @@ t.test('a failure after the first byte → error event, and no second attempt', 
 });
 
 t.test('a 400 from the upstream is the client\'s problem: no failover', async (t) => {
-  const a = await startMock({ tokensPerSecond: 0, firstTokenDelayMs: 0, directives: '[mock:fail-before=400]' });
-  const b = await startMock({ tokensPerSecond: 0, firstTokenDelayMs: 0 });
-  t.teardown(async () => {
-    await a.mock.close();
-    await b.mock.close();
-  });
+  const { a, b } = await faultyAndHealthy(t, '[mock:fail-before=400]');
   const gw = await twoUpstreams(t, a.baseUrl, b.baseUrl);
   const res = await post(`${gw.url}/v1/chat/completions`, body(true));
   t.equal(res.status, 400);
@@ -89,19 +91,17 @@ t.test('a 400 from the upstream is the client\'s problem: no failover', async (t
 });
 
 t.test('the circuit breaker skips an upstream that keeps failing, for its cool-down', async (t) => {
-  const a = await startMock({ tokensPerSecond: 0, firstTokenDelayMs: 0, directives: '[mock:fail-before=503]' });
-  const b = await startMock({ tokensPerSecond: 0, firstTokenDelayMs: 0 });
-  t.teardown(async () => {
-    await a.mock.close();
-    await b.mock.close();
-  });
+  const { a, b } = await faultyAndHealthy(t, '[mock:fail-before=503]');
   const gw = await twoUpstreams(t, a.baseUrl, b.baseUrl, {
     failover: { maxAttempts: 3, backoffMs: 0, maxBackoffMs: 0, retryAfterCapMs: 0, breakerThreshold: 3, breakerCoolDownMs: 60_000 },
   });
   for (let i = 0; i < 6; i++) t.equal((await post(`${gw.url}/v1/chat/completions`, body(false))).status, 200);
   t.equal(a.mock.requests.length, 3, 'a was tried until its circuit opened, then skipped');
   t.equal(b.mock.requests.length, 6);
-  const last = gw.logs.requests().filter((l) => l.url === '/v1/chat/completions').at(-1)!;
+  // The log line is written when the response has closed: wait for all six.
+  const chatLines = () => gw.logs.requests().filter((l) => l.url === '/v1/chat/completions');
+  await waitUntil(() => chatLines().length === 6, 'six request log lines');
+  const last = chatLines().at(-1)!;
   t.same((last.attempts as { result: unknown }[]).map((x) => x.result), ['skipped', 'ok']);
 });
 

@@ -4,7 +4,7 @@ import t from 'tap';
 import { DONE_FRAME, dataFrame } from '../../src/sse/frame.js';
 import { planCompletion, rng } from '../../src/upstream/mock/model.js';
 import type { ChatRequest } from '../../src/schema/chat-request.js';
-import { chatBody, startGateway, viaUpstream } from '../helpers/gateway.js';
+import { FAST_MOCK, chatBody, startGateway, viaUpstream } from '../helpers/gateway.js';
 import { post } from '../helpers/sse.js';
 
 /**
@@ -13,13 +13,12 @@ import { post } from '../helpers/sse.js';
  * gateway's events are byte-identical to a full parse-and-re-encode.
  */
 
-const speed = { tokensPerSecond: 0, firstTokenDelayMs: 0 };
 const req = (content: string, extra: Partial<ChatRequest> = {}): ChatRequest =>
   ({ model: 'mock-1', messages: [{ role: 'user', content }], ...extra }) as ChatRequest;
 
 function recordings(): { name: string; events: string[]; wire: (events: string[]) => string }[] {
   const plain = (r: ChatRequest) => {
-    const p = planCompletion(r, speed);
+    const p = planCompletion(r, FAST_MOCK);
     return [...p.chunks, p.usageChunk];
   };
   const lf = (events: string[]) => events.map((e) => `data: ${e}\n\n`).join('') + 'data: [DONE]\n\n';

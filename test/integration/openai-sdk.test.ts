@@ -62,11 +62,12 @@ t.test('openai SDK → gateway → mock HTTP upstream', async (t) => {
     for await (const chunk of withUsage) if (chunk.usage) usage = chunk.usage;
     t.same(usage, expected.usage);
 
-    const without = await client.chat.completions.create({ model: 'mock-1', messages, stream: true });
+    const { data: without, response } = await client.chat.completions.create({ model: 'mock-1', messages, stream: true }).withResponse();
     let sawUsage = false;
     for await (const chunk of without) if (chunk.usage) sawUsage = true;
     t.equal(sawUsage, false, 'the usage chunk the gateway asked for is not forwarded');
-    const line = gw.logs.requests().at(-1)!;
+    const id = response.headers.get('x-stream-id');
+    const line = await gw.logs.waitForRequest((l) => l.stream_id === id);
     t.equal(line.completion_tokens, 30, 'but the gateway logs the usage');
   });
 

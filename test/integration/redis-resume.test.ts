@@ -3,6 +3,7 @@ import { REDIS_URL, redisReachable } from '../helpers/redis.js';
 import t, { type Test } from 'tap';
 import { chatBody, startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
 import { getStream, openStream, parseSse, post, serialize } from '../helpers/sse.js';
+import { send } from '../helpers/http.js';
 
 
 if (!(await redisReachable())) {
@@ -62,16 +63,7 @@ if (!(await redisReachable())) {
     await r.until((h) => h.events.filter((e) => e.id).length >= 2);
     const more = r.events.filter((e) => e.id);
     t.equal(Number(more[0]!.id), Number(seen.at(-1)!.id) + 1, 'continues right after the last id seen');
-    const del = await new Promise<number>((resolve, reject) => {
-      import('node:http').then(({ request }) => {
-        const req = request(`${b.url}/v1/streams/${id}`, { method: 'DELETE' }, (res) => {
-          res.resume();
-          resolve(res.statusCode!);
-        });
-        req.on('error', reject);
-        req.end();
-      }, reject);
-    });
+    const del = (await send(`${b.url}/v1/streams/${id}`, { method: 'DELETE' })).status;
     t.equal(del, 204);
     await mock.waitForAborts(1);
     const last = parseSse(await r.done()).events.at(-1)!;

@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import t, { type Test } from 'tap';
 import { chatBody, startGateway, startMock, viaUpstream, type RunningGateway } from '../helpers/gateway.js';
 import { REDIS_URL, redisCall, redisGet, redisReachable } from '../helpers/redis.js';
-import { getStream, post, type SseEvent, type StreamHandle } from '../helpers/sse.js';
+import { send } from '../helpers/http.js';
+import { within } from '../helpers/cluster.js';
+import { answerText, getStream, post, type SseEvent, type StreamHandle } from '../helpers/sse.js';
 import { planCompletion } from '../../src/upstream/mock/model.js';
 
 /**
@@ -59,14 +60,7 @@ if (!(await redisReachable())) {
   const prompt = (label: string) => `${label} ${Date.now()} [mock:tokens=40] [mock:tps=25] [mock:first-token-ms=0]`;
   /** What the mock answers to this prompt, uninterrupted (it is deterministic). */
   const expected = (label: string) => planCompletion(chatBody(label) as never, { tokensPerSecond: 25, firstTokenDelayMs: 0 }).content;
-  const content = (events: SseEvent[]) =>
-    events
-      .filter((e) => e.id !== undefined && e.event === undefined)
-      .map((e) => (JSON.parse(e.data) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? '')
-      .join('');
   const ids = (events: SseEvent[]) => events.filter((e) => e.id !== undefined).map((e) => Number(e.id));
-  const within = <T>(ms: number, what: string, p: Promise<T>) =>
-    Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not done in ${ms} ms`)), ms).unref())]);
 
   t.test('a reader on B: A is killed mid-stream, B takes the generation over and the reader never notices', async (t) => {
     const b = await replicaB(t);
@@ -85,7 +79,7 @@ if (!(await redisReachable())) {
     t.same(ids(events), Array.from({ length: n }, (_, i) => i + 1), `ids 1..${n}: no gap, no duplicate`);
     t.equal(events.at(-1)!.event, 'done', 'the stream finished');
     t.equal(JSON.parse(events.at(-1)!.data).finish_reason, 'stop');
-    t.equal(content(events), expected(text), 'the text is the whole answer, once');
+    t.equal(answerText(events), expected(text), 'the text is the whole answer, once');
     t.ok(b.logs.lines.some((l) => l.msg === 'stream taken over'), 'B says it took the stream over');
   });
 
@@ -108,12 +102,12 @@ if (!(await redisReachable())) {
     const all = [...before, ...rest.events.filter((e) => e.id !== undefined)];
     t.same(ids(all), Array.from({ length: all.length }, (_, i) => i + 1), 'ids continue with no gap and no duplicate');
     t.equal(all.at(-1)!.event, 'done');
-    t.equal(content(all), expected(text), 'the text is the whole answer, once');
+    t.equal(answerText(all), expected(text), 'the text is the whole answer, once');
 
     // Everyone else now reads the finished stream from B too, from the start.
     rest = await getStream(b.url + url);
     await rest.done();
-    t.equal(content(rest.events), expected(text), 'a later reader gets the same answer');
+    t.equal(answerText(rest.events), expected(text), 'a later reader gets the same answer');
   });
 
   t.test('drain past its deadline hands a resumable stream over instead of ending it', async (t) => {
@@ -142,7 +136,7 @@ if (!(await redisReachable())) {
     await within(15_000, 'the rest via B', Promise.all([rest.done(), onB.done()]));
     const all = [...before, ...rest.events.filter((e) => e.id !== undefined)];
     t.same(ids(all), Array.from({ length: all.length }, (_, i) => i + 1), 'the reconnected reader: no gap, no duplicate');
-    t.equal(content(all), expected(text));
+    t.equal(answerText(all), expected(text));
     const seenOnB = onB.events.filter((e) => e.id !== undefined);
     t.same(ids(seenOnB), ids(all), 'the reader on B never noticed');
     t.equal(seenOnB.at(-1)!.event, 'done');
@@ -166,7 +160,7 @@ if (!(await redisReachable())) {
     await within(15_000, 'the end', s.done());
     const events = s.events.filter((e) => e.id !== undefined);
     t.equal(events.at(-1)!.event, 'done', 'the stream was not handed over: it finished here');
-    t.equal(content(events), expected(text));
+    t.equal(answerText(events), expected(text));
   });
 
   t.test('DELETE while no replica runs the stream: a later takeover ends it as deleted instead of resuming it', async (t) => {
@@ -177,14 +171,7 @@ if (!(await redisReachable())) {
     const s = await getStream(b.url + url);
     await within(10_000, 'first events via B', s.until((h) => h.events.filter((e) => e.id).length >= 5));
     await kill(a.child);
-    const del = await new Promise<number>((resolve, reject) => {
-      const req = request(`${b.url}${url}`, { method: 'DELETE' }, (res) => {
-        res.resume();
-        resolve(res.statusCode!);
-      });
-      req.on('error', reject);
-      req.end();
-    });
+    const del = (await send(`${b.url}${url}`, { method: 'DELETE' })).status;
     t.equal(del, 204);
     await within(15_000, 'the end of the stream', s.done());
     const last = s.events.filter((e) => e.id !== undefined).at(-1)!;

@@ -2,10 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { REDIS_URL, redisReachable } from '../helpers/redis.js';
 import t from 'tap';
 import { TokenBudget, MemoryBudgetStore, tokensUsed } from '../../src/relay/token-budget.js';
-import { chatBody, startGateway } from '../helpers/gateway.js';
+import { FAST_MOCK, chatBody, startGateway } from '../helpers/gateway.js';
 import { post } from '../helpers/sse.js';
 
-const FAST = { tokensPerSecond: 0, firstTokenDelayMs: 0 };
 
 t.test('unit: the budget refuses a spent minute and forgives the next one', async (t) => {
   let now = 60_000 * 1000 + 5_000;
@@ -26,7 +25,7 @@ t.test('unit: the budget refuses a spent minute and forgives the next one', asyn
 });
 
 t.test('TOKENS_PER_MINUTE counts usage per key, streamed or not', async (t) => {
-  const gw = await startGateway({ mock: FAST, tokensPerMinute: 60, gatewayApiKeys: ['key-a', 'key-b'] });
+  const gw = await startGateway({ mock: FAST_MOCK, tokensPerMinute: 60, gatewayApiKeys: ['key-a', 'key-b'] });
   t.teardown(() => gw.close());
   const a = { authorization: 'Bearer key-a' };
   // ~40 tokens each (prompt + 35 completion): the second one spends the minute.
@@ -46,7 +45,7 @@ const haveRedis = await redisReachable();
 if (!haveRedis) t.comment(`SKIPPED: no Redis at ${REDIS_URL} — the shared-budget test needs one (CI starts it)`);
 t.test('two apps sharing Redis enforce one token budget', { skip: haveRedis ? false : `no Redis at ${REDIS_URL}` }, async (t) => {
   const redisNamespace = `test-${randomBytes(6).toString('hex')}:`;
-  const cfg = { mock: FAST, tokensPerMinute: 60, redisUrl: REDIS_URL, gatewayApiKeys: ['key-shared'] };
+  const cfg = { mock: FAST_MOCK, tokensPerMinute: 60, redisUrl: REDIS_URL, gatewayApiKeys: ['key-shared'] };
   const a = await startGateway(cfg, { redisNamespace });
   const b = await startGateway(cfg, { redisNamespace });
   t.teardown(async () => {

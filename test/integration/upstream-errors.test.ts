@@ -2,6 +2,7 @@ import { createServer } from 'node:net';
 import t, { type Test } from 'tap';
 import { FAST_MOCK, chatBody, startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
 import { parseSse, post } from '../helpers/sse.js';
+import { waitUntil } from '../helpers/http.js';
 
 const SECRET = 'sk-upstream-secret-abcdef123456';
 /** One attempt, no breaker: these tests are about how a single failure is reported (failover has its own). */
@@ -84,7 +85,9 @@ t.test('failures after the first byte end the stream with an error event, never 
     t.type(err.message, 'string');
     noStack(t, res.body);
   }
-  const lines = gw.logs.requests().filter((l) => l.url === '/v1/chat/completions');
+  const chatLines = () => gw.logs.requests().filter((l) => l.url === '/v1/chat/completions');
+  await waitUntil(() => chatLines().length === 2, 'two request log lines');
+  const lines = chatLines();
   t.same(lines.map((l) => l.outcome), ['upstream_error', 'upstream_error']);
 });
 

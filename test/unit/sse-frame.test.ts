@@ -103,6 +103,7 @@ t.test('toSingleLineJson rejects non-JSON and JSON that is not an object', async
     }
     return undefined;
   })();
+  t.ok(err, 'it throws');
   t.notMatch(err?.message ?? '', /sk-secret/, 'the error does not echo the data');
 });
 

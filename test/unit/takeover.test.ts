@@ -3,13 +3,13 @@ import { continuationOf, partialAnswer } from '../../src/relay/takeover.js';
 import type { ChatRequest } from '../../src/schema/chat-request.js';
 import { dataFrames } from '../../src/sse/frame.js';
 import { planCompletion } from '../../src/upstream/mock/model.js';
+import { FAST_MOCK } from '../helpers/gateway.js';
 
-const speed = { tokensPerSecond: 0, firstTokenDelayMs: 0 };
 const request = (content: string, extra: Record<string, unknown> = {}) =>
   ({ model: 'mock-1', messages: [{ role: 'user', content }], ...extra }) as ChatRequest;
 
 t.test('partialAnswer reads the text so far out of framed chunks', async (t) => {
-  const plan = planCompletion(request('hello [mock:tokens=12]'), speed);
+  const plan = planCompletion(request('hello [mock:tokens=12]'), FAST_MOCK);
   const framed = dataFrames(1, plan.chunks.slice(0, 6));
   const p = partialAnswer(framed);
   t.equal(p.content, plan.chunks.slice(1, 6).map((c) => JSON.parse(c).choices[0].delta.content).join(''));
@@ -17,7 +17,7 @@ t.test('partialAnswer reads the text so far out of framed chunks', async (t) => 
   t.equal(p.finishReason, null);
   t.equal(p.toolCall, false);
   t.equal(partialAnswer(dataFrames(1, plan.chunks)).finishReason, 'stop', 'a finished answer is seen as finished');
-  t.equal(partialAnswer(dataFrames(1, planCompletion(request('x [mock:tools]'), speed).chunks.slice(0, 3))).toolCall, true);
+  t.equal(partialAnswer(dataFrames(1, planCompletion(request('x [mock:tools]'), FAST_MOCK).chunks.slice(0, 3))).toolCall, true);
 });
 
 t.test('continuationOf: the answer so far as the last assistant message; token limits shrink by what was sent', async (t) => {
@@ -32,17 +32,17 @@ t.test('continuationOf: the answer so far as the last assistant message; token l
 });
 
 t.test('the mock continues a partial answer exactly where it stopped', async (t) => {
-  const full = planCompletion(request('continue me [mock:tokens=20]'), speed);
+  const full = planCompletion(request('continue me [mock:tokens=20]'), FAST_MOCK);
   const pieces = full.chunks.slice(1, -1).map((c) => JSON.parse(c).choices[0].delta.content as string);
   for (const k of [0, 1, 7, 19, 20]) {
     const prefix = pieces.slice(0, k).join('');
-    const cont = planCompletion(continuationOf(request('continue me [mock:tokens=20]'), { content: prefix, deltas: k, toolCall: false, finishReason: null }), speed);
+    const cont = planCompletion(continuationOf(request('continue me [mock:tokens=20]'), { content: prefix, deltas: k, toolCall: false, finishReason: null }), FAST_MOCK);
     t.equal(prefix + cont.content, full.content, `after ${k} pieces: prefix + continuation = the whole answer`);
     t.equal(cont.usage.completion_tokens, 20 - k);
     t.equal(cont.id, full.id, 'same completion id');
   }
-  const other = planCompletion(continuationOf(request('continue me [mock:tokens=20]'), { content: 'Not this answer', deltas: 3, toolCall: false, finishReason: null }), speed);
+  const other = planCompletion(continuationOf(request('continue me [mock:tokens=20]'), { content: 'Not this answer', deltas: 3, toolCall: false, finishReason: null }), FAST_MOCK);
   t.equal(other.content, full.content, 'a prefix that is not its own answer: the mock starts over, as a model would diverge');
-  const plain = planCompletion({ ...request('continue me [mock:tokens=20]'), messages: [...request('continue me [mock:tokens=20]').messages, { role: 'assistant', content: pieces[0]! }] } as ChatRequest, speed);
+  const plain = planCompletion({ ...request('continue me [mock:tokens=20]'), messages: [...request('continue me [mock:tokens=20]').messages, { role: 'assistant', content: pieces[0]! }] } as ChatRequest, FAST_MOCK);
   t.not(plain.id, full.id, 'without continue_final_message a last assistant message is just history');
 });
