@@ -262,11 +262,13 @@ async function modeSlow() {
   const openMs = opts.open_ms ?? 1000;
   const agent = new http.Agent({ keepAlive: true, maxSockets: n + 100 });
 
-  // Warm-up: wake the relay's code paths up (and open a few pooled connections).
+  // Warm-up: every process's hot paths optimised before the burst, the accept path too (the burst
+  // opens a new connection per stream, and so does each warm-up request).
   const warm = opts.warmup ?? 100;
+  const fresh = new http.Agent({ keepAlive: false });
   await Promise.all(
     Array.from({ length: 8 }, async (_, lane) => {
-      for (let i = lane; i < warm; i += 8) await streamRequest(agent, { chunks: 5, gap_ms: 0 }, { timeoutMs: 10_000 });
+      for (let i = lane; i < warm; i += 8) await streamRequest(fresh, { chunks: 5, gap_ms: 0 }, { timeoutMs: 10_000 });
     }),
   );
   const warmErrors = errorCount;
