@@ -1,5 +1,25 @@
-import type { Readable } from 'node:stream';
 import { SseParser, type SseSink } from './parser.js';
+
+/**
+ * A response body that pushes its reads (the upstream transport's dispatch
+ * handler): no stream machinery and no event emitter between the socket and
+ * the parser.
+ */
+export interface PushedBody {
+  /** Starts delivery to `sink`; reads that arrived before are handed over first. */
+  attach(sink: BodySink): void;
+  pause(): void;
+  resume(): void;
+  /** Cuts the body (its connection is closed); nothing reaches the sink after it. */
+  destroy(reason?: Error): void;
+}
+
+export interface BodySink {
+  onData(chunk: Buffer): void;
+  onEnd(): void;
+  /** The body failed (connection cut, transport error); nothing follows. */
+  onError(e: unknown): void;
+}
 
 /** Where the reader's parser puts events, and how it says the stream is over. */
 export interface BatchSink extends SseSink {
@@ -21,32 +41,32 @@ const END: IteratorResult<string[]> = Object.freeze({ value: undefined, done: tr
  * several promises and listener hops). While a batch waits for the consumer the
  * body is paused, so a slow client holds back the upstream, not our memory.
  */
-export class SseBatchReader implements AsyncIterator<string[]> {
+export class SseBatchReader implements AsyncIterator<string[]>, BodySink {
   private readonly parser: SseParser;
+  private paused = false;
   private finished = false;
   private failure: unknown = null;
   private resolve: ((r: IteratorResult<string[]>) => void) | null = null;
   private reject: ((e: unknown) => void) | null = null;
 
   constructor(
-    private readonly body: Readable,
+    private readonly body: PushedBody,
     private readonly sink: BatchSink,
     /** Maps a failure (transport error, in-band error) to what next() rejects with; called when it does. */
     private readonly mapError: (e: unknown) => unknown,
   ) {
     this.parser = new SseParser(sink);
-    body.on('data', this.onData);
-    body.on('end', this.onEnd);
-    // 'on', not 'once': an aborted response may report more than one error.
-    body.on('error', this.onError);
-    body.on('close', this.onClose);
+    body.attach(this);
   }
 
   next(): Promise<IteratorResult<string[]>> {
     if (this.sink.size > 0) return Promise.resolve({ value: this.sink.take(), done: false });
     if (this.failure !== null) return Promise.reject(this.mapError(this.failure));
     if (this.finished) return Promise.resolve(END);
-    if (this.body.isPaused()) this.body.resume();
+    if (this.paused) {
+      this.paused = false;
+      this.body.resume();
+    }
     return new Promise((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -59,53 +79,54 @@ export class SseBatchReader implements AsyncIterator<string[]> {
     return Promise.resolve(END);
   }
 
+  private stopped = false;
+
   private stop(): void {
-    if (this.body.readableEnded) return;
+    if (this.stopped) return;
+    this.stopped = true;
+    // After [DONE] the rest is read and ignored (onData returns early), so the connection goes back to the pool.
     if (this.finished && this.failure === null) {
-      this.body.off('data', this.onData);
-      this.body.resume();
+      if (this.paused) this.body.resume();
     } else {
       this.body.destroy();
     }
   }
 
-  private readonly onData = (chunk: Buffer): void => {
+  onData(chunk: Buffer): void {
     if (this.finished || this.failure !== null) return;
     this.parser.push(chunk);
     if (this.sink.error) {
       this.failure = this.sink.error;
-      this.body.destroy();
+      this.stop();
     } else if (this.sink.done) {
       this.finished = true;
       this.stop();
-    } else if (this.sink.size > 0 && this.resolve === null) {
+    } else if (this.sink.size > 0 && this.resolve === null && !this.paused) {
       // Nobody is pulling: hold the upstream until someone does.
+      this.paused = true;
       this.body.pause();
     }
     this.wake();
-  };
+  }
 
-  private readonly onEnd = (): void => {
+  onEnd(): void {
+    // The body is over: a destroy() now (return() of an unfinished stream) has nothing left to cut.
+    this.stopped = true;
     if (this.finished || this.failure !== null) return;
     this.parser.end();
     if (this.sink.error) this.failure = this.sink.error;
     // Without [DONE] the consumer judges by what it got (e.g. whether a finish_reason came).
     this.finished = true;
     this.wake();
-  };
+  }
 
-  private readonly onError = (e: unknown): void => {
+  onError(e: unknown): void {
+    this.stopped = true;
     // After the end marker only the drain is left: its errors change nothing.
     if (this.finished || this.failure !== null) return;
     this.failure = e;
     this.wake();
-  };
-
-  private readonly onClose = (): void => {
-    if (this.finished || this.failure !== null) return;
-    this.failure = Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
-    this.wake();
-  };
+  }
 
   /** Settles a pending next(): a batch first, then a failure, then the end (the order a pull sees them in). */
   private wake(): void {

@@ -3,10 +3,9 @@ import type { ChatCompletionCreateParams } from 'openai/resources/chat/completio
 import type { UpstreamConfig } from '../config.js';
 import type { ChatRequest } from '../schema/chat-request.js';
 import { toSingleLineJson } from '../sse/frame.js';
-import { SseBatchReader, type BatchSink as BatchSinkBase } from '../sse/batch-reader.js';
+import { SseBatchReader, type BatchSink as BatchSinkBase, type PushedBody } from '../sse/batch-reader.js';
 import { ConnectTimeout, StreamRefusal, createHttpTransport, type HttpTransport } from './http-transport.js';
 import { UpstreamError, type ChatUpstream } from './types.js';
-import type { IncomingMessage } from 'node:http';
 
 /**
  * Any OpenAI-compatible upstream, through the official SDK for the request
@@ -69,7 +68,7 @@ export class OpenAIUpstream implements ChatUpstream {
   }
 
   /** POSTs a streamed completion; resolves with the event-stream body once its headers arrived. */
-  async postStream(req: ChatRequest, signal: AbortSignal): Promise<IncomingMessage> {
+  async postStream(req: ChatRequest, signal: AbortSignal): Promise<PushedBody> {
     try {
       return await this.transport.postEventStream(this.chatUrl, this.streamHeaders, JSON.stringify({ ...req, stream: true }), signal);
     } catch (e) {
