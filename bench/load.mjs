@@ -262,13 +262,14 @@ async function modeSlow() {
   const openMs = opts.open_ms ?? 1000;
   const agent = new http.Agent({ keepAlive: true, maxSockets: n + 100 });
 
-  // Warm-up: every process's hot paths optimised before the burst, the accept path too (the burst
-  // opens a new connection per stream, and so does each warm-up request).
+  // Warm-up: every process's hot paths optimised before the burst, connection set-up too: the burst
+  // opens a new connection per stream (and a relay one upstream), so each warm-up request does, 64 at a time.
   const warm = opts.warmup ?? 100;
   const fresh = new http.Agent({ keepAlive: false });
+  const LANES = 64;
   await Promise.all(
-    Array.from({ length: 8 }, async (_, lane) => {
-      for (let i = lane; i < warm; i += 8) await streamRequest(fresh, { chunks: 5, gap_ms: 0 }, { timeoutMs: 10_000 });
+    Array.from({ length: LANES }, async (_, lane) => {
+      for (let i = lane; i < warm; i += LANES) await streamRequest(fresh, { chunks: 5, gap_ms: 0 }, { timeoutMs: 10_000 });
     }),
   );
   const warmErrors = errorCount;

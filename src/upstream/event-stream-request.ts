@@ -37,7 +37,11 @@ export class EventStreamRequest implements Dispatcher.DispatchHandler, PushedBod
   private cut: Error | null = null;
   private refusal: { status: number; parts: Buffer[]; bytes: number; retryAfter: string | undefined } | null = null;
 
-  constructor(private readonly signal: AbortSignal) {
+  constructor(
+    private readonly signal: AbortSignal,
+    /** Called once, when undici is done with the request (its connection may take another). */
+    private readonly onDone: () => void,
+  ) {
     this.response = new Promise((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -82,6 +86,7 @@ export class EventStreamRequest implements Dispatcher.DispatchHandler, PushedBod
   }
 
   onResponseEnd(): void {
+    this.onDone();
     if (this.cut) return;
     const refusal = this.refusal;
     if (refusal) {
@@ -94,6 +99,7 @@ export class EventStreamRequest implements Dispatcher.DispatchHandler, PushedBod
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.onDone();
     if (this.cut) return;
     if (!this.settled) return this.settle(error);
     this.failure = error;

@@ -1,6 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { Agent as UndiciAgent, errors as undiciErrors } from 'undici';
+import { Client, errors as undiciErrors } from 'undici';
 import type { PushedBody } from '../sse/batch-reader.js';
 import { EventStreamRequest } from './event-stream-request.js';
 
@@ -85,14 +85,17 @@ export function createHttpTransport(opts: { connectTimeoutMs: number }): HttpTra
     });
 
   // Timeouts are the gateway's own (first byte, idle, duration): undici's would cut a quiet stream.
-  const streams = new UndiciAgent({ connect: { timeout: opts.connectTimeoutMs }, headersTimeout: 0, bodyTimeout: 0 });
+  const streams = new ConnectionPool({ connect: { timeout: opts.connectTimeoutMs }, headersTimeout: 0, bodyTimeout: 0 });
 
   const postEventStream = (url: URL, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<PushedBody> => {
     if (signal.aborted) return Promise.reject(signal.reason);
-    const request = new EventStreamRequest(signal);
+    const origin = url.origin;
+    const client = streams.acquire(origin);
+    const request = new EventStreamRequest(signal, () => streams.release(origin, client));
     try {
-      streams.dispatch({ origin: url.origin, path: url.pathname + url.search, method: 'POST', headers, body }, request);
+      client.dispatch({ path: url.pathname + url.search, method: 'POST', headers, body }, request);
     } catch (e) {
+      streams.release(origin, client);
       return Promise.reject(e);
     }
     return request.response.catch((e: unknown) => {
@@ -106,7 +109,47 @@ export function createHttpTransport(opts: { connectTimeoutMs: number }): HttpTra
     close: () => {
       http.destroy();
       https.destroy();
-      void streams.destroy().catch(() => {});
+      streams.destroy();
     },
   };
+}
+
+/**
+ * Keep-alive connections per origin, one request at a time each, the most
+ * recently used first. undici's own Pool looks for a free connection by
+ * walking all of them: at 2,000 open streams every new one paid for 2,000.
+ * Here a free connection is a pop, and a finished request a push.
+ */
+class ConnectionPool {
+  private readonly idle = new Map<string, Client[]>();
+  private readonly all = new Set<Client>();
+
+  constructor(
+    private readonly options: Client.Options,
+    /** Idle connections kept per origin; past this, a freed one is closed. */
+    private readonly maxIdle = 1024,
+  ) {}
+
+  acquire(origin: string): Client {
+    const client = this.idle.get(origin)?.pop();
+    if (client) return client;
+    const created = new Client(origin, this.options);
+    this.all.add(created);
+    return created;
+  }
+
+  release(origin: string, client: Client): void {
+    if (client.destroyed || client.closed) return void this.all.delete(client);
+    let stack = this.idle.get(origin);
+    if (!stack) this.idle.set(origin, (stack = []));
+    if (stack.length < this.maxIdle) return void stack.push(client);
+    this.all.delete(client);
+    void client.close().catch(() => {});
+  }
+
+  destroy(): void {
+    for (const client of this.all) void client.destroy().catch(() => {});
+    this.all.clear();
+    this.idle.clear();
+  }
 }
