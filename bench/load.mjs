@@ -272,6 +272,9 @@ async function modeSlow() {
       for (let i = lane; i < warm; i += LANES) await streamRequest(fresh, { chunks: 5, gap_ms: 0 }, { timeoutMs: 10_000 });
     }),
   );
+  // A rehearsal of the burst, smaller: 500 streams at once make a relay open hundreds of upstream
+  // connections, so that path is warm as well (a gateway that has seen traffic has been there before).
+  await Promise.all(Array.from({ length: 500 }, () => streamRequest(fresh, { chunks: 3, gap_ms: 100 }, { timeoutMs: 10_000 })));
   const warmErrors = errorCount;
   await sleep(opts.settle_ms ?? 1000);
   const idleRss = rssKb(opts.rss_pids);
