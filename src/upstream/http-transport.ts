@@ -116,9 +116,10 @@ export function createHttpTransport(opts: { connectTimeoutMs: number }): HttpTra
 
 /**
  * Keep-alive connections per origin, one request at a time each, the most
- * recently used first. undici's own Pool looks for a free connection by
- * walking all of them: at 2,000 open streams every new one paid for 2,000.
- * Here a free connection is a pop, and a finished request a push.
+ * recently used first (its socket is the likeliest to be still open). A free
+ * connection is a pop and a finished request a push; undici's own Pool walks
+ * every connection to find a free one and adds a spare Client whenever all
+ * are busy.
  */
 class ConnectionPool {
   private readonly idle = new Map<string, Client[]>();
