@@ -26,6 +26,20 @@ export function hasOpenssl(): boolean {
   }
 }
 
+/**
+ * A test certificate removed at the test's end, or null where openssl is
+ * missing (the output says why, and how to get it).
+ */
+export function testCert(t: Test): TestCert | null {
+  if (!hasOpenssl()) {
+    t.comment('openssl not found: install it (apt-get install -y openssl) to run the TLS and HTTP/2 tests');
+    return null;
+  }
+  const cert = makeCert();
+  t.teardown(() => cert.remove());
+  return cert;
+}
+
 export function makeCert(): TestCert {
   const dir = mkdtempSync(join(tmpdir(), 'sse-gw-tls-'));
   const certFile = join(dir, 'cert.pem');

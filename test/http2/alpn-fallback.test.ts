@@ -2,7 +2,7 @@ import { request, type RequestOptions } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import t from 'tap';
 import { chatBody } from '../helpers/gateway.js';
-import { closeSession, connectH2, h2Get, hasOpenssl, makeCert, startTlsGateway, within } from '../helpers/http2.js';
+import { closeSession, connectH2, h2Get, testCert, startTlsGateway, within } from '../helpers/http2.js';
 import { StreamHandle } from '../helpers/sse.js';
 
 /** The TLS port also speaks HTTP/1.1, for clients that do not offer h2 in ALPN (curl --http1.1, old proxies, SDKs). */
@@ -19,12 +19,10 @@ function openHttps(url: string, body: unknown, tls: RequestOptions = {}): Promis
   });
 }
 
-if (!hasOpenssl()) {
-  t.comment('openssl not found: install it (apt-get install -y openssl) to run the HTTP/2 tests');
+const cert = testCert(t);
+if (!cert) {
   t.plan(0, 'no openssl to make a test certificate');
 } else {
-  const cert = makeCert();
-  t.teardown(() => cert.remove());
 
   const cases: [string, RequestOptions & { ALPNProtocols?: string[] }][] = [
     ['no ALPN at all (node:https)', {}],

@@ -3,7 +3,7 @@ import t from 'tap';
 import type { ChatRequest } from '../../src/schema/chat-request.js';
 import { planCompletion } from '../../src/upstream/mock/model.js';
 import { chatBody } from '../helpers/gateway.js';
-import { CONNECTION_HEADERS, closeSession, connectH2, h2Get, h2Post, hasOpenssl, makeCert, startTlsGateway, within, type H2Exchange } from '../helpers/http2.js';
+import { CONNECTION_HEADERS, closeSession, connectH2, h2Get, h2Post, testCert, startTlsGateway, within, type H2Exchange } from '../helpers/http2.js';
 import type { SseEvent } from '../helpers/sse.js';
 
 /** 20 SSE streams multiplexed on ONE HTTP/2 connection; an RST_STREAM on one is that stream's disconnect only. */
@@ -24,12 +24,10 @@ function read(events: SseEvent[]): { text: string; idsInOrder: boolean } {
   return { text, idsInOrder };
 }
 
-if (!hasOpenssl()) {
-  t.comment('openssl not found: install it (apt-get install -y openssl) to run the HTTP/2 tests');
+const cert = testCert(t);
+if (!cert) {
   t.plan(0, 'no openssl to make a test certificate');
 } else {
-  const cert = makeCert();
-  t.teardown(() => cert.remove());
 
   t.test('20 concurrent streams over one session; resetting one aborts exactly its upstream request', async (t) => {
     const { mock, gw } = await startTlsGateway(t, cert, { rateLimit: { max: 1000, windowMs: 60_000 }, maxConcurrentStreams: 100 });

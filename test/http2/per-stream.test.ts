@@ -4,7 +4,7 @@ import t, { type Test } from 'tap';
 import type { RecordedRequest } from '../../src/upstream/mock/http-server.js';
 import { chatBody } from '../helpers/gateway.js';
 import { defaultConfig, type Config } from '../../src/config.js';
-import { closeSession, connectH2, h2Post, hasOpenssl, makeCert, startTlsGateway, within, type TestCert } from '../helpers/http2.js';
+import { closeSession, connectH2, h2Post, testCert, startTlsGateway, within, type TestCert } from '../helpers/http2.js';
 
 /** Heartbeats, backpressure and shutdown on HTTP/2: each works per stream, next to others on the same session. */
 
@@ -21,12 +21,10 @@ async function setup(t: Test, cert: TestCert, overrides: Partial<Config> = {}) {
   return { mock, gw, session };
 }
 
-if (!hasOpenssl()) {
-  t.comment('openssl not found: install it (apt-get install -y openssl) to run the HTTP/2 tests');
+const cert = testCert(t);
+if (!cert) {
   t.plan(0, 'no openssl to make a test certificate');
 } else {
-  const cert = makeCert();
-  t.teardown(() => cert.remove());
 
   t.test('heartbeats reach an idle stream while another on the same session streams; RST aborts only the idle one', async (t) => {
     const { mock, session } = await setup(t, cert, { heartbeatMs: 100 });

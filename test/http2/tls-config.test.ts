@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import t, { type Test } from 'tap';
 import { ConfigError, loadConfig } from '../../src/config.js';
-import { closeSession, connectH2, h2Get, hasOpenssl, makeCert, within } from '../helpers/http2.js';
+import { closeSession, connectH2, h2Get, testCert, within } from '../helpers/http2.js';
 
 /** TLS_CERT_FILE / TLS_KEY_FILE / HTTP2_CLEARTEXT: checked at start, one line naming the variable. */
 
@@ -33,11 +33,8 @@ t.test('HTTP2_CLEARTEXT', async (t) => {
   t.match(configError(t, { HTTP2_CLEARTEXT: 'yes' }), /^HTTP2_CLEARTEXT: must be true or false/);
 });
 
-if (!hasOpenssl()) {
-  t.comment('openssl not found: install it (apt-get install -y openssl) to run the TLS tests');
-} else {
-  const cert = makeCert();
-  t.teardown(() => cert.remove());
+const cert = testCert(t);
+if (cert) {
 
   t.test('a readable pair is loaded into the config (the app never reads files or env)', async (t) => {
     const c = loadConfig({ TLS_CERT_FILE: cert.certFile, TLS_KEY_FILE: cert.keyFile }, ROOT);

@@ -61,17 +61,25 @@ if (!(await redisReachable())) {
   /** What the mock answers to this prompt, uninterrupted (it is deterministic). */
   const expected = (label: string) => planCompletion(chatBody(label) as never, { tokensPerSecond: 25, firstTokenDelayMs: 0 }).content;
   const ids = (events: SseEvent[]) => events.filter((e) => e.id !== undefined).map((e) => Number(e.id));
+  /** A reader's condition: at least `n` events with an id. */
+  const idEvents = (n: number) => (h: StreamHandle) => h.events.filter((e) => e.id).length >= n;
+
+  /** A stream created on A and read on B; A is SIGKILLed once B has read `after` events. */
+  async function readOnBThenKillA(t: Test, a: { url: string; child: ChildProcess }, b: RunningGateway, text: string, after: number) {
+    const created = await post(`${a.url}/v1/streams`, chatBody(text));
+    t.equal(created.status, 201);
+    const { url } = JSON.parse(created.body) as { url: string };
+    const s = await getStream(b.url + url);
+    await within(10_000, 'first events via B', s.until(idEvents(after)));
+    await kill(a.child);
+    return { s, url };
+  }
 
   t.test('a reader on B: A is killed mid-stream, B takes the generation over and the reader never notices', async (t) => {
     const b = await replicaB(t);
     const a = await replicaA(t);
     const text = prompt('reader-on-b');
-    const created = await post(`${a.url}/v1/streams`, chatBody(text));
-    t.equal(created.status, 201);
-    const { url } = JSON.parse(created.body) as { url: string };
-    const s = await getStream(b.url + url);
-    await within(10_000, 'first events via B', s.until((h) => h.events.filter((e) => e.id).length >= 8));
-    await kill(a.child);
+    const { s } = await readOnBThenKillA(t, a, b, text, 8);
     await within(15_000, 'the rest of the stream', s.done());
 
     const events = s.events.filter((e) => e.id !== undefined);
@@ -90,7 +98,7 @@ if (!(await redisReachable())) {
     const created = await post(`${a.url}/v1/streams`, chatBody(text));
     const { url } = JSON.parse(created.body) as { url: string };
     const first = await getStream(a.url + url);
-    await within(10_000, 'first events via A', first.until((h) => h.events.filter((e) => e.id).length >= 6));
+    await within(10_000, 'first events via A', first.until(idEvents(6)));
     await kill(a.child);
     await within(5_000, 'the connection to A ends', first.done().catch(() => ''));
     const before = first.events.filter((e) => e.id !== undefined);
@@ -125,7 +133,7 @@ if (!(await redisReachable())) {
     const { url } = JSON.parse(created.body) as { url: string };
     const onA = await getStream(a.url + url);
     const onB = await getStream(b.url + url);
-    await within(10_000, 'first events', Promise.all([onA, onB].map((s) => s.until((h) => h.events.filter((e) => e.id).length >= 6))));
+    await within(10_000, 'first events', Promise.all([onA, onB].map((s) => s.until(idEvents(6)))));
     t.equal(await a.drain(50), 1, 'the stream outlived the drain deadline');
     await within(5_000, 'A lets its reader go', onA.done());
     const before = onA.events.filter((e) => e.id !== undefined);
@@ -153,9 +161,9 @@ if (!(await redisReachable())) {
     const holder = await redisGet(REDIS_URL, lease);
     t.ok(holder, 'the generating replica holds a lease');
     const s = await getStream(a.url + url);
-    await within(10_000, 'first events', s.until((h) => h.events.filter((e) => e.id).length >= 5));
+    await within(10_000, 'first events', s.until(idEvents(5)));
     t.equal(await redisCall(REDIS_URL, 'DEL', lease), 1, 'the lease is deleted behind the replica’s back');
-    await within(10_000, 'more events', s.until((h) => h.events.filter((e) => e.id).length >= 10));
+    await within(10_000, 'more events', s.until(idEvents(10)));
     t.equal(await redisGet(REDIS_URL, lease), holder, 'the holder took it back (its next append or renewal)');
     await within(15_000, 'the end', s.done());
     const events = s.events.filter((e) => e.id !== undefined);
@@ -166,11 +174,7 @@ if (!(await redisReachable())) {
   t.test('DELETE while no replica runs the stream: a later takeover ends it as deleted instead of resuming it', async (t) => {
     const b = await replicaB(t);
     const a = await replicaA(t);
-    const created = await post(`${a.url}/v1/streams`, chatBody(prompt('deleted-while-orphaned')));
-    const { url } = JSON.parse(created.body) as { url: string };
-    const s = await getStream(b.url + url);
-    await within(10_000, 'first events via B', s.until((h) => h.events.filter((e) => e.id).length >= 5));
-    await kill(a.child);
+    const { s, url } = await readOnBThenKillA(t, a, b, prompt('deleted-while-orphaned'), 5);
     const del = (await send(`${b.url}${url}`, { method: 'DELETE' })).status;
     t.equal(del, 204);
     await within(15_000, 'the end of the stream', s.done());
@@ -186,11 +190,7 @@ if (!(await redisReachable())) {
     t.teardown(() => mock.close());
     const b = await replicaB(t, viaUpstream(baseUrl));
     const a = await replicaA(t);
-    const created = await post(`${a.url}/v1/streams`, chatBody(prompt('no-continuation')));
-    const { url } = JSON.parse(created.body) as { url: string };
-    const s = await getStream(b.url + url);
-    await within(10_000, 'first events via B', s.until((h) => h.events.filter((e) => e.id).length >= 5));
-    await kill(a.child);
+    const { s } = await readOnBThenKillA(t, a, b, prompt('no-continuation'), 5);
     await within(15_000, 'the end of the stream', s.done());
     const events = s.events.filter((e) => e.id !== undefined);
     t.same(ids(events), Array.from({ length: events.length }, (_, i) => i + 1), 'no gap before the end');
