@@ -218,7 +218,7 @@ export class Generation {
       break;
     }
     this.chunks += batch.length;
-    log.appendFramed(dataFrames(log.lastId + 1, batch), batch.length);
+    log.appendFramed(Buffer.from(dataFrames(log.lastId + 1, batch)), batch.length);
     if (this.opts.maxEvents !== undefined && log.lastId >= this.opts.maxEvents) this.abort('stream_too_long');
   }
 

@@ -11,6 +11,9 @@ export function watchReaders(
   reason: AbortReason,
   remoteReaders?: (id: string) => Promise<number>,
 ): void {
+  // A short answer can be over before its route gets here: nothing to watch then, and hooks set now
+  // would never be undone, keeping the whole generation alive for as long as its log is kept.
+  if (gen.outcome !== null) return;
   let timer: NodeJS.Timeout | null = null;
   const log = gen.log;
   const expire = async () => {

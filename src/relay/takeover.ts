@@ -59,7 +59,7 @@ export class Takeover {
       return;
     }
     const stream = store.create(orphan.owner, id);
-    for (const m of messages) if (m?.kind === 'data') stream.restore(m.text, m.firstId, m.count);
+    for (const m of messages) if (m?.kind === 'data') stream.restore(Buffer.from(m.text), m.firstId, m.count);
     redis.adopt(stream);
 
     if (orphan.deleted) {
@@ -67,7 +67,7 @@ export class Takeover {
       return;
     }
     const request = orphan.request === null ? null : (JSON.parse(orphan.request) as ChatRequest);
-    const partial = partialAnswer(stream.textAfter(0));
+    const partial = partialAnswer(stream.framesAfter(0).toString());
     if (partial.finishReason !== null) {
       stream.finish({ kind: 'done', finish_reason: partial.finishReason, usage: null }, Date.now());
       return;

@@ -49,7 +49,7 @@ export class SseWriter implements LogReader, Beating {
   open(headers: OutgoingHttpHeaders, preamble?: string): void {
     this.res.writeHead(200, { ...headers, ...SSE_HEADERS });
     this.wrote = false;
-    if (preamble) this.onText(preamble);
+    if (preamble) this.send(preamble);
     this.heartbeat.add(this);
   }
 
@@ -58,9 +58,13 @@ export class SseWriter implements LogReader, Beating {
     if (!this.wrote && !this.res.headersSent) this.res.flushHeaders();
   }
 
-  onText(text: string): void {
+  onFrames(frames: Buffer): void {
+    this.send(frames);
+  }
+
+  private send(chunk: Buffer | string): void {
     this.wrote = true;
-    if (this.res.write(text) || this.drain) return;
+    if (this.res.write(chunk) || this.drain) return;
     this.drain = new Promise((resolve) => (this.releaseDrain = resolve));
     this.res.once('drain', this.onDrain);
     this.stallTimer = setTimeout(this.onStall, this.stallTimeoutMs);
@@ -85,7 +89,7 @@ export class SseWriter implements LogReader, Beating {
   }
 
   ping(): void {
-    this.onText(PING_FRAME);
+    this.send(PING_FRAME);
   }
 
   onEnd(end: StreamEnd, id: number): void {

@@ -75,7 +75,7 @@ return redis.call('del', KEYS[1])`;
 
 type LeaseCommands = {
   releaseLease(lease: string, me: string): Promise<number>;
-  appendIfLeased(lease: string, record: string, meta: string, me: string, message: string, channel: string, ttlMs: number, end: '0' | '1', leaseMs: number): Promise<number>;
+  appendIfLeased(lease: string, record: string, meta: string, me: string, message: string | Buffer, channel: string, ttlMs: number, end: '0' | '1', leaseMs: number): Promise<number>;
   renewLease(lease: string, me: string, ttlMs: number): Promise<number>;
 };
 
@@ -170,7 +170,7 @@ export class RedisStreams implements SharedStreams, LogMirror {
     this.held.add(log.id);
     const leased = this.leased.set(this.key('lease', log.id), this.opts.instanceId, 'PX', this.opts.leaseMs);
     // What the log already holds (a chat stream publishes after its first batch) goes first.
-    if (log.lastId > 0) this.onAppend(log, log.textAfter(0), 1, log.lastId);
+    if (log.lastId > 0) this.onAppend(log, log.framesAfter(0), 1, log.lastId);
     if (log.end) this.onFinish(log, log.end, log.finalId);
     log.mirror = this;
     await Promise.all([
@@ -186,8 +186,8 @@ export class RedisStreams implements SharedStreams, LogMirror {
     log.mirror = this;
   }
 
-  onAppend(log: StreamLog, text: string, firstId: number, count: number): void {
-    this.send(log.id, 'D' + firstId + ',' + count + '\n' + text, firstId === 1 ? this.opts.liveTtlMs : 0, false);
+  onAppend(log: StreamLog, frames: Buffer, firstId: number, count: number): void {
+    this.send(log.id, Buffer.concat([Buffer.from('D' + firstId + ',' + count + '\n'), frames]), firstId === 1 ? this.opts.liveTtlMs : 0, false);
   }
 
   onFinish(log: StreamLog, end: StreamEnd, finalId: number): void {
@@ -201,7 +201,7 @@ export class RedisStreams implements SharedStreams, LogMirror {
     this.leased.releaseLease(this.key('lease', log.id), this.opts.instanceId).catch(this.warn);
   }
 
-  private send(id: string, message: string, ttlMs: number, end: boolean): void {
+  private send(id: string, message: string | Buffer, ttlMs: number, end: boolean): void {
     if (end) this.held.delete(id);
     // Record first, then announce (one script): a reader that missed the announcement finds it in the record.
     this.leased
@@ -409,8 +409,8 @@ class RemoteLog implements ReadableLog {
     }
     // A gap means an announcement overtook the record we read: read the record again.
     if (m.firstId > this.lastId + 1) return this.resync();
-    const fresh = this.events.push(m.text, m.firstId, m.count);
-    if (fresh) this.reader?.onText(fresh);
+    const fresh = this.events.push(Buffer.from(m.text), m.firstId, m.count);
+    if (fresh.length > 0) this.reader?.onFrames(fresh);
   }
 
   private resync(): void {
@@ -426,8 +426,8 @@ class RemoteLog implements ReadableLog {
   }
 
   attach(reader: LogReader, afterId: number): void {
-    const replay = this.events.textAfter(afterId);
-    if (replay) reader.onText(replay);
+    const replay = this.events.framesAfter(afterId);
+    if (replay.length > 0) reader.onFrames(replay);
     if (this.end) {
       reader.onEnd(this.end, this.endId);
       return;

@@ -13,8 +13,8 @@ export type StreamEnd =
 
 /** Someone following a log: an SSE writer on a client connection. */
 export interface LogReader {
-  /** Framed `id:`/`data:` events, complete, in order. */
-  onText(text: string): void;
+  /** Framed `id:`/`data:` events, complete, in order (the bytes to write). */
+  onFrames(frames: Buffer): void;
   onEnd(end: StreamEnd, id: number): void;
   /** The stream goes on at another replica: let the client go, so it reconnects there. */
   onMoved(): void;
@@ -38,7 +38,7 @@ export interface ReadableLog {
 
 /** Mirrors a log elsewhere (Redis) as it grows, so other replicas can serve its readers. */
 export interface LogMirror {
-  onAppend(log: StreamLog, text: string, firstId: number, count: number): void;
+  onAppend(log: StreamLog, frames: Buffer, firstId: number, count: number): void;
   onFinish(log: StreamLog, end: StreamEnd, finalId: number): void;
   /** This replica stops writing the log, unended, for another to continue. */
   onHandOver(log: StreamLog): void;
@@ -75,19 +75,19 @@ export class StreamLog implements ReadableLog {
     return this.lastId + 1;
   }
 
-  /** Appends `count` events framed by dataFrames(lastId + 1, …). */
-  appendFramed(text: string, count: number): void {
+  /** Appends `count` events framed by dataFrames(lastId + 1, …), as bytes. */
+  appendFramed(frames: Buffer, count: number): void {
     if (count === 0) return;
     const first = this.lastId + 1;
-    this.events.push(text, first, count);
+    this.events.push(frames, first, count);
     // Mirror first: a replica killed right after leaves no client ahead of the shared record.
-    this.mirror?.onAppend(this, text, first, count);
-    for (const r of this.readers) r.onText(text);
+    this.mirror?.onAppend(this, frames, first, count);
+    for (const r of this.readers) r.onFrames(frames);
   }
 
   /** Puts back events another replica logged (a takeover), before anyone reads this log. */
-  restore(text: string, firstId: number, count: number): void {
-    this.events.push(text, firstId, count);
+  restore(frames: Buffer, firstId: number, count: number): void {
+    this.events.push(frames, firstId, count);
   }
 
   finish(end: StreamEnd, now: number): void {
@@ -99,6 +99,8 @@ export class StreamLog implements ReadableLog {
     for (const r of this.readers) r.onEnd(end, id);
     this.readers.clear();
     this.onReadersChange?.(0);
+    // A finished log is kept for replay only: it must not keep its generation alive through the hook.
+    this.onReadersChange = null;
   }
 
   release(): void {}
@@ -120,14 +122,14 @@ export class StreamLog implements ReadableLog {
     this.readers.clear();
   }
 
-  textAfter(afterId: number): string {
-    return this.events.textAfter(afterId);
+  framesAfter(afterId: number): Buffer {
+    return this.events.framesAfter(afterId);
   }
 
   /** Replays the events after `afterId`, then follows live ones until the end. */
   attach(reader: LogReader, afterId: number): void {
-    const replay = this.textAfter(afterId);
-    if (replay) reader.onText(replay);
+    const replay = this.framesAfter(afterId);
+    if (replay.length > 0) reader.onFrames(replay);
     if (this.end) {
       reader.onEnd(this.end, this.finalId);
       return;

@@ -126,9 +126,9 @@ class FakeResponse extends EventEmitter {
   flushHeaders(): void {
     this.headersSent = true;
   }
-  write(s: string): boolean {
+  write(s: string | Buffer): boolean {
     this.headersSent = true;
-    this.text += s;
+    this.text += s.toString();
     return true;
   }
   end(s?: string): this {
@@ -147,7 +147,7 @@ t.test('SseWriter: events and the final error event carry any text intact, in bo
       const writer = new SseWriter(res as unknown as ServerResponse, style, heartbeat);
       writer.open({});
       const payloads = texts.map((s) => toSingleLineJson(JSON.stringify(chunkOf(s))));
-      if (payloads.length > 0) writer.onText(dataFrames(1, payloads));
+      if (payloads.length > 0) writer.onFrames(Buffer.from(dataFrames(1, payloads)));
       writer.onEnd({ kind: 'error', type: 'upstream_error', code: 'upstream_error', message }, payloads.length + 1);
       const events = parse(res.text, at, true);
       if (events.length !== texts.length + 1) throw new Error(`${events.length} events for ${texts.length} chunks + error`);

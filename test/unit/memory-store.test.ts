@@ -15,7 +15,7 @@ t.test('finished streams expire; the store returns to empty', async (t) => {
   const ids: string[] = [];
   for (let i = 0; i < 3000; i++) {
     const log = store.create('k');
-    log.appendFramed(`id: 1\ndata: {"i":${i}}\n\n`, 1);
+    log.appendFramed(Buffer.from(`id: 1\ndata: {"i":${i}}\n\n`), 1);
     log.finish({ kind: 'done', finish_reason: 'stop', usage: null }, now);
     ids.push(log.id);
   }
@@ -52,11 +52,12 @@ t.test('replay from any id inside a batch', async (t) => {
   const store = new MemoryStreamStore({ ttlMs: 1000, maxStreams: 10 });
   t.teardown(() => store.close());
   const log = store.create('k');
-  const frame = (i: number) => `id: ${i}\ndata: {"n":${i}}\n\n`;
-  log.appendFramed(frame(1) + frame(2) + frame(3), 3);
-  log.appendFramed(frame(4), 1);
-  log.appendFramed(frame(5) + frame(6), 2);
+  // Multi-byte text: the kept frames are bytes, and a replay must cut them at a frame, not a character count.
+  const frame = (i: number) => `id: ${i}\ndata: {"n":${i},"c":"é😀"}\n\n`;
+  log.appendFramed(Buffer.from(frame(1) + frame(2) + frame(3)), 3);
+  log.appendFramed(Buffer.from(frame(4)), 1);
+  log.appendFramed(Buffer.from(frame(5) + frame(6)), 2);
   const all = [1, 2, 3, 4, 5, 6].map(frame).join('');
-  for (let k = 0; k <= 6; k++) t.equal(log.textAfter(k), all.slice(all.indexOf(`id: ${k + 1}\n`) === -1 ? all.length : all.indexOf(`id: ${k + 1}\n`)), `after ${k}`);
-  t.equal(log.textAfter(6), '');
+  for (let k = 0; k <= 6; k++) t.equal(log.framesAfter(k).toString(), all.slice(all.indexOf(`id: ${k + 1}\n`) === -1 ? all.length : all.indexOf(`id: ${k + 1}\n`)), `after ${k}`);
+  t.equal(log.framesAfter(6).length, 0);
 });
