@@ -181,9 +181,13 @@ export class Relay {
       opts.onClientGone?.();
     };
     writer.onEnded = opts.onEnd ?? null;
+    // Headers, replay and (for an answer already over, as short ones often are by now) its end leave
+    // in one write: each write to a socket is a syscall, and on loopback the receiver's work too.
+    const raw = reply.raw as { cork?: () => void; uncork?: () => void };
+    raw.cork?.();
     log.attach(writer, opts.afterId);
-    // Usually the replay above already carried the headers out in the same packet as the first events.
     writer.flush();
+    raw.uncork?.();
     return writer;
   }
 
