@@ -1,6 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { Client, errors as undiciErrors } from 'undici';
+import { Client, buildConnector, errors as undiciErrors } from 'undici';
 import type { PushedBody } from '../sse/batch-reader.js';
 import { EventStreamRequest } from './event-stream-request.js';
 
@@ -85,7 +85,10 @@ export function createHttpTransport(opts: { connectTimeoutMs: number }): HttpTra
     });
 
   // Timeouts are the gateway's own (first byte, idle, duration): undici's would cut a quiet stream.
-  const streams = new ConnectionPool({ connect: { timeout: opts.connectTimeoutMs }, headersTimeout: 0, bodyTimeout: 0 });
+  // One connector for every connection: given options instead, each Client builds its own (with a
+  // TLS session cache and a FinalizationRegistry), and a burst of new streams opens a connection each.
+  const connect = buildConnector({ timeout: opts.connectTimeoutMs });
+  const streams = new ConnectionPool({ connect, headersTimeout: 0, bodyTimeout: 0 });
 
   const postEventStream = (url: URL, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<PushedBody> => {
     if (signal.aborted) return Promise.reject(signal.reason);
