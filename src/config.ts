@@ -40,7 +40,7 @@ const limitsSchema = z.strictObject({
   maxTokens: int(1).default(131_072),
   /** Events kept per stream for resume; a longer generation is stopped with an error event. */
   maxEventsPerStream: int(1).default(100_000),
-  /** Streams kept in process (running and finished); the oldest finished go first. */
+  /** Streams kept in process (running and finished); the one that finished first goes first; running ones are never evicted. */
   maxStreams: int(1).default(10_000),
   /** How long a finished stream stays readable. */
   streamTtlMs: int(1000).default(600_000),

@@ -60,6 +60,8 @@ export class StreamLog implements ReadableLog {
   constructor(
     readonly id: string,
     readonly ownerKeyId: string,
+    /** Told once, when the log has ended (its store keeps finished logs in that order). */
+    private readonly onFinished: ((log: StreamLog) => void) | null = null,
   ) {}
 
   /** Id of the last data event; the final event has lastId + 1. */
@@ -101,6 +103,7 @@ export class StreamLog implements ReadableLog {
     this.onReadersChange?.(0);
     // A finished log is kept for replay only: it must not keep its generation alive through the hook.
     this.onReadersChange = null;
+    this.onFinished?.(this);
   }
 
   release(): void {}

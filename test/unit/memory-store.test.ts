@@ -48,6 +48,29 @@ t.test('at the stream limit the oldest finished stream makes room', async (t) =>
   t.ok(store.get(b.id) && store.get(c.id), 'running ones stay');
 });
 
+t.test('a full store makes room with the stream that ended first; running streams are never evicted', async (t) => {
+  const store = new MemoryStreamStore({ ttlMs: 60_000, maxStreams: 4 }, () => 0);
+  t.teardown(() => store.close());
+  const done = { kind: 'done', finish_reason: 'stop', usage: null } as const;
+  const [a, b, c, d] = [store.create('k'), store.create('k'), store.create('k'), store.create('k')];
+  c.finish(done, 0);
+  a.finish(done, 0);
+  const e = store.create('k');
+  t.equal(store.get(c.id), undefined, 'the first to end went, though created after another that ended');
+  t.ok(store.get(a.id), 'the second to end stays');
+  store.delete(a.id); // gone already: a later eviction must not count it as room made
+  const f = store.create('k');
+  b.finish(done, 0);
+  const g = store.create('k');
+  t.equal(store.get(b.id), undefined, 'the next eviction skips the deleted one and takes the next to end');
+  t.equal(store.size, 4);
+  const h = store.create('k');
+  t.equal(store.size, 5, 'with every stream running, the store holds them all rather than cut one');
+  for (let i = 0; i < 3000; i++) store.create('k').finish(done, 0);
+  t.equal(store.size, 6, 'churn through thousands of streams: the running five and the last one finished');
+  t.ok([d, e, f, g, h].every((x) => store.get(x.id) === x), 'running streams outlive the churn');
+});
+
 t.test('replay from any id inside a batch', async (t) => {
   const store = new MemoryStreamStore({ ttlMs: 1000, maxStreams: 10 });
   t.teardown(() => store.close());
