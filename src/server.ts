@@ -1,7 +1,7 @@
 import closeWithGrace from 'close-with-grace';
 import { buildGateway } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
-import { createLogger } from './logger.js';
+import { batchedStdout, createLogger } from './logger.js';
 import { transportName } from './transport.js';
 
 /** The only file that reads process.env, listens, and handles signals. */
@@ -15,7 +15,7 @@ try {
   process.exit(1);
 }
 
-const logger = createLogger(config.logLevel);
+const logger = createLogger(config.logLevel, batchedStdout());
 let gateway;
 try {
   gateway = await buildGateway(config, { logger });
