@@ -84,3 +84,35 @@ t.test('replay from any id inside a batch', async (t) => {
   for (let k = 0; k <= 6; k++) t.equal(log.framesAfter(k).toString(), all.slice(all.indexOf(`id: ${k + 1}\n`) === -1 ? all.length : all.indexOf(`id: ${k + 1}\n`)), `after ${k}`);
   t.equal(log.framesAfter(6).length, 0);
 });
+
+t.test('kept frames: replay from any id after the log grew many times; bytes handed out before a growth stay intact', async (t) => {
+  const store = new MemoryStreamStore({ ttlMs: 1000, maxStreams: 10 });
+  t.teardown(() => store.close());
+  const log = store.create('k');
+  const frame = (i: number) => `id: ${i}\ndata: {"n":${i},"t":"${'é😀x'.repeat(i % 7)}"}\n\n`;
+  const written: { bytes: Buffer; text: string }[] = [];
+  log.attach(
+    {
+      onFrames: (bytes) => written.push({ bytes, text: bytes.toString() }),
+      onEnd: () => {},
+      onMoved: () => {},
+      congestion: () => null,
+    },
+    0,
+  );
+  let id = 0;
+  for (let b = 0; b < 300; b++) {
+    const n = 1 + (b % 5);
+    let text = '';
+    for (let k = 0; k < n; k++) text += frame(++id);
+    log.appendFramed(Buffer.from(text), n);
+  }
+  t.ok(written.every((w) => w.bytes.toString() === w.text), 'what a reader was given is unchanged after later growth');
+  const all = written.map((w) => w.text).join('');
+  for (const k of [0, 1, 2, 17, 450, id - 1, id]) {
+    const at = all.indexOf(`id: ${k + 1}\n`);
+    t.equal(log.framesAfter(k).toString(), at === -1 ? '' : all.slice(at), `after ${k}`);
+  }
+  log.finish({ kind: 'done', finish_reason: 'stop', usage: null }, Date.now());
+  t.equal(log.framesAfter(0).toString(), all, 'all of it after the end (and the trim)');
+});
