@@ -60,13 +60,15 @@ export class SseBatchReader implements AsyncIterator<string[]>, BodySink {
   }
 
   next(): Promise<IteratorResult<string[]>> {
+    if (this.paused && this.sink.size === 0 && this.failure === null && !this.finished) {
+      this.paused = false;
+      // undici's resume parses what it held at once, before this pull waits: taken below, or it
+      // would sit unseen (the body paused again, nobody pulling) until a later read woke this one.
+      this.body.resume();
+    }
     if (this.sink.size > 0) return Promise.resolve({ value: this.sink.take(), done: false });
     if (this.failure !== null) return Promise.reject(this.mapError(this.failure));
     if (this.finished) return Promise.resolve(END);
-    if (this.paused) {
-      this.paused = false;
-      this.body.resume();
-    }
     return new Promise((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
