@@ -9,7 +9,8 @@
 // Modes (options.mode):
 //   ttft        sequential requests at concurrency 1: TTFT percentiles
 //   throughput  `concurrency` workers looping requests for `duration_ms`: data events/s,
-//               plus CPU (utime+stime) of `cpu_pids` over the measured window
+//               plus CPU (utime+stime) of `cpu_pids` over the measured window; `chunks`
+//               per stream, `gap_ms` between them (0 unless given)
 //   slow        `streams` slow streams opened within `open_ms`: completions, TTFT,
 //               inter-chunk gaps, and RSS of `rss_pids` idle vs. while all are open
 //   abort       sequential streams, socket destroyed after `abort_after` events; the
@@ -195,7 +196,7 @@ async function modeTtft() {
 async function modeThroughput() {
   const c = opts.concurrency ?? 64;
   const agent = new http.Agent({ keepAlive: true, maxSockets: c + 8 });
-  const bench = { chunks: opts.chunks ?? 100, gap_ms: 0 };
+  const bench = { chunks: opts.chunks ?? 100, gap_ms: opts.gap_ms ?? 0 };
   let events = 0;
   let completed = 0;
   let stopped = false;
