@@ -29,7 +29,9 @@ function run(env: Record<string, string>) {
   });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  return { child, stderr: () => stderr };
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  return { child, stderr: () => stderr, stdout: () => stdout };
 }
 
 for (const [name, value] of [
@@ -64,8 +66,8 @@ async function started(child: ReturnType<typeof run>['child']): Promise<{ addres
   throw new Error('the server exited before listening');
 }
 
-t.test('SIGTERM drains: readyz 503, new work 503, streams in flight finish, exit 0', async (t) => {
-  const { child } = run({ PORT: '0', DRAIN_TIMEOUT_MS: '10000' });
+t.test('SIGTERM drains: readyz 503, new work 503, streams in flight finish, exit 0, every log line out', async (t) => {
+  const { child, stdout } = run({ PORT: '0', DRAIN_TIMEOUT_MS: '10000' });
   t.teardown(() => child.kill('SIGKILL'));
   const { address } = await started(child);
   const s = await openStream(`${address}/v1/chat/completions`, chatBody('[mock:tokens=8] [mock:tps=20] [mock:first-token-ms=0]', { stream: true }));
@@ -82,6 +84,14 @@ t.test('SIGTERM drains: readyz 503, new work 503, streams in flight finish, exit
   t.equal(parseSse(text).events.at(-1)!.data, '[DONE]', 'the stream in flight finished');
   const [code] = await once(child, 'exit');
   t.equal(code, 0);
+  // Lines leave in batches: those logged in the last moments before exit must still get out.
+  if (child.stdout.readableEnded === false) await once(child.stdout, 'end');
+  const lines = stdout()
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { msg: string; url?: string; outcome?: string });
+  t.ok(lines.some((l) => l.msg === 'request' && l.url === '/v1/chat/completions' && l.outcome === 'completed'), "the stream's line, logged during the drain");
+  t.ok(lines.some((l) => l.msg === 'drained, closing'), 'the line logged just before exit');
 });
 
 t.test('SIGTERM with 50 streams in flight: those that fit finish with [DONE], the rest get the reconnect event, exit 0', async (t) => {
