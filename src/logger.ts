@@ -48,7 +48,13 @@ export function batchedStdout(maxDelayMs = 100): DestinationStream {
     out.flush();
   }, maxDelayMs);
   timer.unref();
-  process.once('exit', () => out.flushSync());
+  process.once('exit', () => {
+    try {
+      out.flushSync();
+    } catch {
+      // stdout is gone (a closed pipe): there is nowhere left to write.
+    }
+  });
   return {
     write(line: string): void {
       pending = true;
