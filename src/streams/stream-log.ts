@@ -101,8 +101,6 @@ export class StreamLog implements ReadableLog {
     for (const r of this.readers) r.onEnd(end, id);
     this.readers.clear();
     this.onReadersChange?.(0);
-    // A finished log is kept for replay only: it must not keep its generation alive through the hook.
-    this.onReadersChange = null;
     this.onFinished?.(this);
   }
 

@@ -148,7 +148,7 @@ class UpstreamEvents implements AsyncIterator<string[]> {
 }
 
 /** Collects one socket read's worth of events into a batch. */
-class BatchSink implements BatchSinkBase {
+export class BatchSink implements BatchSinkBase {
   batch: string[] = [];
   done = false;
   error: UpstreamError | null = null;

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { SseBatchReader, type BatchSink, type BodySink, type PushedBody } from '../../src/sse/batch-reader.js';
+import { SseBatchReader, type BodySink, type PushedBody } from '../../src/sse/batch-reader.js';
+import { BatchSink } from '../../src/upstream/openai.js';
 
 /** A body as undici's handler drives it: reads arrive while not paused; a resume hands over what was held, at once. */
 class FakeBody implements PushedBody {
@@ -28,25 +29,6 @@ class FakeBody implements PushedBody {
   }
 }
 
-class Batches implements BatchSink {
-  batch: string[] = [];
-  done = false;
-  error: Error | null = null;
-  get size(): number {
-    return this.batch.length;
-  }
-  take(): string[] {
-    const b = this.batch;
-    this.batch = [];
-    return b;
-  }
-  onEvent(data: string): void {
-    if (data === '[DONE]') this.done = true;
-    else if (data.startsWith('{"error"')) this.error = new Error(data);
-    else this.batch.push(data);
-  }
-}
-
 /** What `p` has settled with by the time the event loop turns once; 'pending' if nothing yet. */
 function settledNow<T>(p: Promise<T>): Promise<T | 'pending'> {
   return Promise.race([p, new Promise<'pending'>((r) => setImmediate(() => r('pending')))]);
@@ -54,7 +36,7 @@ function settledNow<T>(p: Promise<T>): Promise<T | 'pending'> {
 
 t.test('pull: what a resume hands over at once is what that pull gets (not left for a later read)', async (t) => {
   const body = new FakeBody();
-  const reader = new SseBatchReader(body, new Batches(), (e) => e);
+  const reader = new SseBatchReader(body, new BatchSink('test'), (e) => e);
   body.read('data: {"n":1}\n\n');
   t.ok(body.paused, 'nobody pulled: the upstream is held');
   body.read('data: {"n":2}\n\n');
