@@ -1,25 +1,48 @@
-// A floor, not a gateway: the least a Node relay can do per request with node:http —
-// parse the JSON body, one keep-alive request upstream, the upstream's bytes piped to the
-// client unchanged (no id lines, no validation, no auth, no limits, no log line), the
-// upstream aborted when the client leaves. `BENCH_GATEWAY_SCRIPT=bench/bare-relay.mjs
-// node bench/run.js` measures it in the gateway's column, to show how much of the gap to
-// the targets any node:http relay pays on this machine before doing any of the gateway's work.
+// A floor, not a gateway: the least a Node relay does per request on the gateway's own
+// transports — a node:http server, and undici's dispatch API upstream (what the gateway's
+// streamed requests use) on keep-alive connections. It parses the JSON body, sends one
+// request upstream and pipes the upstream's bytes to the client unchanged (no id lines,
+// no validation, no auth, no limits, no log line), and aborts the upstream when the
+// client leaves. `BENCH_GATEWAY_SCRIPT=bench/bare-relay.mjs node bench/run.js` measures
+// it in the gateway's column: what any Node relay pays on this machine before doing any
+// of the gateway's work. (Its node:http-client predecessor reached 0.48–0.54× in B.)
 import http from 'node:http';
+import { Agent } from 'undici';
 
 const upstream = new URL(process.env.UPSTREAM_BASE_URL ?? 'http://127.0.0.1:8081/v1');
-const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
-const base = { hostname: upstream.hostname, port: upstream.port, agent };
+const origin = upstream.origin;
+const chatPath = upstream.pathname + '/chat/completions';
+const agent = new Agent({ connections: null, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
+
+/** Relays one upstream answer to `res` as it comes; `onAbort` learns how to cut it. */
+function relayTo(res, contentType, onAbort) {
+  return {
+    onConnect(abort) {
+      onAbort(abort);
+    },
+    onHeaders(status) {
+      res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-cache' });
+      return true;
+    },
+    onData(chunk) {
+      res.write(chunk);
+      return true;
+    },
+    onComplete() {
+      res.end();
+    },
+    onError() {
+      res.destroy();
+    },
+  };
+}
 
 const server = http.createServer((req, res) => {
   if (req.method === 'GET') {
     if (req.url === '/readyz') return void res.end('ok');
     // /v1/models and anything else: straight through.
-    const up = http.request({ ...base, path: upstream.pathname.replace(/\/v1$/, '') + req.url, method: 'GET' }, (u) => {
-      res.writeHead(u.statusCode ?? 502, u.headers);
-      u.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    return void up.end();
+    const path = upstream.pathname.replace(/\/v1$/, '') + req.url;
+    return void agent.dispatch({ origin, path, method: 'GET' }, relayTo(res, 'application/json', () => {}));
   }
   const parts = [];
   req.on('data', (c) => parts.push(c));
@@ -31,20 +54,12 @@ const server = http.createServer((req, res) => {
       res.writeHead(400).end();
       return;
     }
-    const payload = JSON.stringify(body);
-    const up = http.request(
-      { ...base, path: upstream.pathname + '/chat/completions', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
-      (u) => {
-        res.writeHead(u.statusCode ?? 502, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
-        u.on('data', (c) => res.write(c));
-        u.on('end', () => res.end());
-      },
-    );
-    up.on('error', () => res.destroy());
+    let abort = null;
     res.on('close', () => {
-      if (!res.writableFinished) up.destroy();
+      if (!res.writableFinished) abort?.(new Error('client left'));
     });
-    up.end(payload);
+    const headers = { 'content-type': 'application/json' };
+    agent.dispatch({ origin, path: chatPath, method: 'POST', headers, body: JSON.stringify(body) }, relayTo(res, 'text/event-stream; charset=utf-8', (a) => (abort = a)));
   });
 });
 server.listen({ host: process.env.HOST ?? '127.0.0.1', port: Number(process.env.PORT ?? 8080), backlog: 4096 });
