@@ -4,6 +4,7 @@ import t, { type Test } from 'tap';
 import { chatBody } from '../helpers/gateway.js';
 import { clusterSkipReason, get, processOf, readLog, sleep, startCluster, within, type Cluster, type Replica } from '../helpers/cluster.js';
 import { answerText, getStream, openStream, post, serialize, type SseEvent, type StreamHandle } from '../helpers/sse.js';
+import { waitUntil } from '../helpers/http.js';
 import { planCompletion } from '../../src/upstream/mock/model.js';
 import { redisGet } from '../helpers/redis.js';
 
@@ -239,7 +240,8 @@ if (skip) {
           log: exit.code === 0 ? undefined : readLog(replica.logFile).split('\n').filter((l) => !l.includes('"msg":"request"')).slice(-8),
         });
         phase = `${replica.name} down`;
-        await sleep(200); // a moment with the replica gone: nginx meets connection refused
+        // Probes while the replica is gone: nginx meets connection refused and must go to the other one.
+        await waitUntil(() => probes.filter((p) => p.during === phase).length >= 2, `probes while ${replica.name} is down`, 10_000);
         phase = `${replica.name} starting`;
         await within(20_000, `${replica.name} restart`, replica.start());
         phase = `${replica.name} back`;
@@ -251,7 +253,7 @@ if (skip) {
         t.equal(ends.filter((d) => d === '[DONE]').length, 20, `all 20 streams of the ${replica.name} batch ended with [DONE]`);
         const bad = batch.find((s) => s.events.at(-1)?.data !== '[DONE]' || s.events.some((e) => e.data.includes('"error"')));
         if (bad) t.fail('a stream was cut or failed', { tail: bad.text.slice(-400) });
-        await sleep(200); // a few probes against the restarted pair
+        await waitUntil(() => probes.filter((p) => p.during === phase).length >= 3, `probes against the restarted pair`, 10_000);
       }
       probing = false;
       await within(15_000, 'the prober', prober);
