@@ -126,7 +126,7 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   await registerLoadShedding(app, config);
   await app.register(healthRoutes, { state });
   metrics.register(app); // GET /metrics at the root: no auth, no rate limit
-  await app.register(chatPageRoutes);
+  await app.register(chatPageRoutes, { authRequired: config.gatewayApiKeys.length > 0 });
 
   await app.register(async (v1) => {
     registerDrainGuard(v1, state);

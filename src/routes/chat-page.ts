@@ -28,9 +28,28 @@ export function chatPageCsp(html: string): string {
   ].join('; ');
 }
 
+export interface ChatPageOptions {
+  /** Whether /v1 wants a credential: the page then asks for one before calling it. */
+  authRequired: boolean;
+}
+
+/** The file carries this empty tag; the copy served here says whether this gateway needs a key. */
+const AUTH_META = '<meta name="gateway-auth" content="">';
+
+/**
+ * The page as this gateway serves it. Telling the page in the HTML lets it
+ * know before any request whether a key is needed, so it never tries a
+ * protected route just to be refused. Only a <meta> changes: the CSP hashes
+ * cover script and style contents, which stay as they are.
+ */
+export function renderChatPage(html: string, { authRequired }: ChatPageOptions): string {
+  if (!html.includes(AUTH_META)) throw new Error(`public/index.html: ${AUTH_META} is missing`);
+  return html.replace(AUTH_META, `<meta name="gateway-auth" content="${authRequired ? 'required' : 'none'}">`);
+}
+
 /** GET / — the small chat page (public/index.html): plain HTML and JS, no build step. */
-export const chatPageRoutes: FastifyPluginAsync = async (app) => {
-  const html = await readFile(CHAT_PAGE_FILE, 'utf8');
+export const chatPageRoutes: FastifyPluginAsync<ChatPageOptions> = async (app, options) => {
+  const html = renderChatPage(await readFile(CHAT_PAGE_FILE, 'utf8'), options);
   const csp = chatPageCsp(html);
   app.get('/', async (_request, reply) =>
     reply

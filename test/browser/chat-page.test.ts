@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap';
 import type { Browser, Page } from 'playwright-core';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import type { IncomingMessage } from 'node:http';
+import { FAST_MOCK, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
   CHROMIUM,
   ask,
@@ -23,6 +24,16 @@ const WAIT = 10_000;
 /** Errors that mean the page is broken (CSP refusals, uncaught exceptions); network noise is not. */
 const broken = (errors: string[]) => errors.filter((e) => /Content.Security.Policy|Uncaught|TypeError|SyntaxError/i.test(e));
 
+/** Every request to /v1 the server received: `METHOD path`, plus ` +auth` when it carried a bearer. */
+function recordV1(server: { on(event: 'request', fn: (req: IncomingMessage) => void): unknown }): string[] {
+  const seen: string[] = [];
+  server.on('request', (req) => {
+    if (!req.url?.startsWith('/v1/')) return;
+    seen.push(`${req.method} ${req.url.replace(/str_[^/?]+/, ':id')}${req.headers.authorization ? ' +auth' : ''}`);
+  });
+  return seen;
+}
+
 if (!hasChromium()) {
   t.comment(`${CHROMIUM} not found: install it with \`apt-get install -y chromium\` (.ci/run does) to run the browser tests`);
   t.plan(0, `no Chromium at ${CHROMIUM}`);
@@ -33,15 +44,20 @@ if (!hasChromium()) {
   });
   t.teardown(() => browser?.close());
 
-  async function open(t: Test, url: string): Promise<{ page: Page; errors: string[] }> {
+  /** `warnings`: console errors and warnings, failed requests included (Chromium logs each as an error). */
+  async function open(t: Test, url: string): Promise<{ page: Page; errors: string[]; warnings: string[] }> {
     const context = await browser.newContext({ viewport: { width: 900, height: 640 } });
     t.teardown(() => context.close());
     context.setDefaultTimeout(WAIT);
     const page = await context.newPage();
     const errors = collectPageErrors(page);
+    const warnings: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') warnings.push(`${m.type()}: ${m.text()}`);
+    });
     await page.goto(url);
     await page.waitForSelector('#model[data-loaded="true"]', { state: 'attached' });
-    return { page, errors };
+    return { page, errors, warnings };
   }
 
   async function gateway(t: Test, overrides: Parameters<typeof startGateway>[0] = {}): Promise<RunningGateway> {
@@ -52,9 +68,10 @@ if (!hasChromium()) {
 
   t.test('GET / streams an answer over EventSource and keeps the conversation', async (t) => {
     const gw = await gateway(t);
-    const { page, errors } = await open(t, gw.url + '/');
+    const { page, errors, warnings } = await open(t, gw.url + '/');
     t.equal(await page.title(), 'sse-gateway · chat');
     t.same(await page.locator('#model option').allTextContents(), ['mock-1', 'mock-1-mini'], 'models from GET /v1/models');
+    t.notOk(await page.isVisible('#key'), 'no auth configured: no key field');
 
     const history: Turn[] = [{ role: 'user', content: 'hello [mock:tokens=30]' }];
     const first = await ask(page, history[0]!.content);
@@ -71,6 +88,7 @@ if (!hasChromium()) {
     t.equal(await page.textContent('#status'), 'done');
     t.equal(await page.textContent('#reconnects'), '0');
     t.same(broken(errors), [], 'no CSP violations or script errors');
+    t.same(warnings, [], 'nothing in the console');
 
     const shot = outputPath('chat-page.png');
     await page.screenshot({ path: shot });
@@ -147,18 +165,21 @@ if (!hasChromium()) {
     t.teardown(() => site.close());
     const gw = await gateway(t, { corsOrigins: [site.origin], gatewayApiKeys: ['sk-browser-test'] });
     const gets = recordStreamGets(gw.app.server);
-    const { page, errors } = await open(t, `${site.origin}/?gateway=${encodeURIComponent(gw.url)}`);
+    const { page, errors, warnings } = await open(t, `${site.origin}/?gateway=${encodeURIComponent(gw.url)}`);
     t.equal(await page.inputValue('#gateway'), gw.url);
     t.same(await page.locator('#model option').allTextContents(), ['mock-1'], 'no key yet: /v1/models is refused, mock-1 is the fallback');
 
+    // A copy served elsewhere cannot know what this gateway needs: its first answer (401) says so.
     t.equal(await page.textContent('#status'), 'API key needed');
-    t.ok(await page.isVisible('#key'), 'a 401 on /v1/models opens the settings');
+    t.ok(await page.isVisible('#key'), 'a 401 on /v1/models shows the key field');
+    t.equal(warnings.length, 1, 'Chromium logs the refused request in the console');
+    t.match(warnings[0], /401/);
 
-    // The key goes to localStorage and unlocks the model list.
+    // The key unlocks the model list and stays for the tab.
     await page.fill('#key', 'sk-browser-test');
-    await page.press('#key', 'Tab');
+    await page.press('#key', 'Enter');
     await page.waitForFunction(() => document.querySelectorAll('#model option').length === 2);
-    t.equal(await page.evaluate(() => localStorage.getItem('sse-gateway.apiKey')), 'sk-browser-test');
+    t.equal(await page.evaluate(() => sessionStorage.getItem('sse-gateway.apiKey')), 'sk-browser-test');
 
     const prompt = 'across origins [mock:tokens=40] [mock:tps=40]';
     await page.fill('#prompt', prompt);
@@ -172,8 +193,61 @@ if (!hasChromium()) {
     t.ok(gets.slice(1).every((g) => g.lastEventId !== undefined), 'with Last-Event-ID after the drop');
     t.same(broken(errors), [], 'no CSP violations or script errors');
 
-    // A second page load from the same origin finds the key again.
+    // A second page load in the same tab finds the key again.
     await page.reload();
-    t.equal(await page.inputValue('#key'), 'sk-browser-test', 'API key kept in localStorage');
+    t.equal(await page.inputValue('#key'), 'sk-browser-test', 'API key kept in sessionStorage');
+  });
+
+  t.test('GATEWAY_API_KEYS set: the page asks for a key before calling /v1, says when it is wrong, streams once it is right', async (t) => {
+    const key = 'sk-page-test';
+    const gw = await gateway(t, { mock: FAST_MOCK, gatewayApiKeys: [key] });
+    const v1 = recordV1(gw.app.server);
+    const { page, errors, warnings } = await open(t, gw.url + '/');
+    const focused = () => page.evaluate(() => document.activeElement?.id);
+
+    t.same(warnings, [], 'nothing in the console on load');
+    t.same(v1, [], 'no request to /v1 on load: the page knew a key is needed');
+    t.ok(await page.isVisible('#key'), 'the key field is shown');
+    t.equal(await page.textContent('label[for="key"]'), 'API key or token');
+    t.equal(await page.textContent('#auth-note'), 'This gateway needs an API key or token.');
+    t.equal(await page.textContent('#status'), 'API key needed');
+    t.equal(await focused(), 'key', 'the key field has the focus');
+
+    await page.fill('#prompt', 'no key yet');
+    await page.click('#send');
+    t.equal(await focused(), 'key', 'Send without a key points at the key field');
+    t.equal(await page.locator('[data-role="user"]').count(), 0, 'and sends nothing');
+    t.same(v1, []);
+
+    await page.fill('#key', 'sk-wrong');
+    await page.press('#key', 'Enter');
+    await page.waitForSelector('#auth-note[data-kind="bad"]');
+    t.equal(await page.textContent('#auth-note'), 'The gateway refused this key: Incorrect API key provided');
+    t.equal(await page.textContent('#status'), 'API key refused');
+    t.equal(await focused(), 'key', 'the key field has the focus again');
+    t.equal(await page.evaluate(() => sessionStorage.getItem('sse-gateway.apiKey')), null, 'a refused key is not kept');
+    t.same(v1, ['GET /v1/models +auth'], 'one request: the one the wrong key caused');
+    t.ok(warnings.length <= 1 && warnings.every((w) => /401/.test(w)), `the console shows that request and nothing else: ${JSON.stringify(warnings)}`);
+    await page.screenshot({ path: outputPath('chat-page-key-refused.png') });
+
+    await page.fill('#key', key);
+    await page.press('#key', 'Enter');
+    await page.waitForSelector('#auth-note[data-kind="ok"]');
+    t.same(await page.locator('#model option').allTextContents(), ['mock-1', 'mock-1-mini'], 'the key unlocks GET /v1/models');
+    t.equal(await focused(), 'prompt', 'the prompt has the focus');
+    t.equal(await page.evaluate(() => sessionStorage.getItem('sse-gateway.apiKey')), key, 'the key is kept for the tab');
+    t.equal(await page.evaluate(() => localStorage.getItem('sse-gateway.apiKey')), null, 'and only for the tab');
+
+    const prompt = 'with a key [mock:tokens=60]';
+    t.equal(await ask(page, prompt), expectedAnswer([{ role: 'user', content: prompt }]), 'the full answer streams in');
+    t.same(v1.slice(1, 4), ['GET /v1/models +auth', 'POST /v1/streams +auth', 'GET /v1/streams/:id'], 'the key on /v1/models and POST; the stream read without it');
+    const before = warnings.length;
+    t.same(broken(errors), [], 'no CSP violations or script errors');
+
+    await page.reload();
+    await page.waitForSelector('#auth-note[data-kind="ok"]');
+    t.equal(await page.inputValue('#key'), key, 'after a reload the key is still there');
+    t.same(await page.locator('#model option').allTextContents(), ['mock-1', 'mock-1-mini'], 'and used');
+    t.same(warnings.slice(before), [], 'nothing in the console after the reload');
   });
 }
