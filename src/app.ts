@@ -12,6 +12,7 @@ import { registerLoadShedding } from './plugins/load-shedding.js';
 import { Metrics } from './plugins/metrics.js';
 import { registerRateLimit } from './plugins/rate-limit.js';
 import { registerRequestSummary } from './plugins/request-summary.js';
+import type { CircuitState } from './relay/circuit-breaker.js';
 import { Relay } from './relay/relay.js';
 import { watchReaders } from './relay/reader-grace.js';
 import { StreamSlots } from './relay/stream-slots.js';
@@ -112,6 +113,7 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   const metrics = new Metrics({
     activeStreams: () => relay.activeCount,
     draining: () => state.draining,
+    circuits: () => [...upstreams.keys()].map((name) => [name, relay.failure.breaker.state(name)] as [string, CircuitState]),
     isServedModel: (model) => catalog.list().some((m) => m.id === model),
   });
   relay.finished.push(metrics.onGeneration);

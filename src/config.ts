@@ -47,7 +47,7 @@ const limitsSchema = z.strictObject({
 });
 
 const failoverSchema = z.strictObject({
-  /** Tries per request before the first byte, over the model's upstreams in priority order. */
+  /** Tries per request before the first byte, over the model's upstreams in priority order (each upstream at most twice). */
   maxAttempts: int(1, 10).default(3),
   backoffMs: int(0).default(100),
   maxBackoffMs: int(0).default(2000),
@@ -56,6 +56,9 @@ const failoverSchema = z.strictObject({
   /** Failures in a row that open an upstream's circuit, and for how long. */
   breakerThreshold: int(1).default(5),
   breakerCoolDownMs: int(0).default(30_000),
+  /** Retries per replica: at most this share of its requests (last 10 s), plus the floor below. */
+  retryBudgetRatio: z.coerce.number({ error: 'must be a number' }).min(0, { error: 'must be >= 0' }).max(1, { error: 'must be <= 1' }).default(0.2),
+  retryBudgetMinRetries: int(0).default(10),
 });
 
 const mockSchema = z.strictObject({

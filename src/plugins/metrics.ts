@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CircuitState } from '../relay/circuit-breaker.js';
 import type { AttemptRecord } from '../relay/failover.js';
 import type { Generation } from '../relay/generation.js';
 import type { Usage } from '../streams/stream-log.js';
@@ -18,6 +19,8 @@ export interface MetricsSources {
   /** Generations running now (relay.activeCount). */
   activeStreams: () => number;
   draining: () => boolean;
+  /** Each upstream's circuit, by upstream name. */
+  circuits: () => Iterable<[string, CircuitState]>;
   /** Whether the gateway serves this model name. Unknown names are labelled `other`. */
   isServedModel: (model: string) => boolean;
 }
@@ -46,6 +49,8 @@ const REJECTION_KINDS: Readonly<Record<string, 'requests' | 'concurrency' | 'tok
   token_budget_exceeded: 'tokens',
 };
 
+const CIRCUIT_VALUE: Readonly<Record<CircuitState, number>> = { closed: 0, open: 1, half_open: 2 };
+
 const METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
 
 /** Model labels known to be served; capped so that even a churning upstream list stays bounded. */
@@ -59,6 +64,8 @@ export class Metrics {
   private readonly tokens: Counter<'model' | 'direction'>;
   private readonly attempts: Counter<'upstream' | 'result'>;
   private readonly failures: Counter<'upstream'>;
+  private readonly retries: Counter<'upstream'>;
+  private readonly budgetRefusals: Counter<'upstream'>;
   private readonly aborts: Counter<'reason'>;
   private readonly rejections: Counter<'kind'>;
   private readonly models = new Set<string>();
@@ -104,6 +111,28 @@ export class Metrics {
       help: 'Upstream failures: tries that count against the circuit breaker, and streams broken mid-way.',
       labelNames: ['upstream'],
       registers,
+    });
+    this.retries = new Counter({
+      name: 'gateway_upstream_retries_total',
+      help: 'Upstream tries after a request\'s first one failed (same or another upstream), by the upstream tried.',
+      labelNames: ['upstream'],
+      registers,
+    });
+    this.budgetRefusals = new Counter({
+      name: 'gateway_retry_budget_exhausted_total',
+      help: 'Retries not sent because the replica\'s retry budget (about 20 % of requests) was spent, by the upstream that would have been tried.',
+      labelNames: ['upstream'],
+      registers,
+    });
+    new Gauge({
+      name: 'gateway_upstream_circuit_state',
+      help: 'Circuit breaker per upstream: 0 closed, 1 open (skipped while the model has another target), 2 half-open.',
+      labelNames: ['upstream'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [upstream, state] of sources.circuits()) this.set({ upstream }, CIRCUIT_VALUE[state]);
+      },
     });
     this.aborts = new Counter({
       name: 'gateway_aborts_total',
@@ -190,7 +219,13 @@ export class Metrics {
   }
 
   private countAttempts(attempts: readonly AttemptRecord[]): void {
+    let sent = 0;
     for (const a of attempts) {
+      if (a.result === 'no_retry_budget') {
+        this.budgetRefusals.inc({ upstream: a.upstream });
+        continue;
+      }
+      if (a.result !== 'skipped' && sent++ > 0) this.retries.inc({ upstream: a.upstream });
       const result = attemptResult(a.result);
       this.attempts.inc({ upstream: a.upstream, result });
       if (result !== 'ok' && result !== 'skipped' && result !== '4xx') this.failures.inc({ upstream: a.upstream });

@@ -5,7 +5,7 @@ import type { StreamLog, Usage } from '../streams/stream-log.js';
 import { dataFrames } from '../sse/frame.js';
 import type { Target } from '../upstream/catalog.js';
 import { UpstreamError } from '../upstream/types.js';
-import { withFailover, type AttemptRecord, type CircuitBreaker, type FailoverPolicy } from './failover.js';
+import type { AttemptRecord, FailurePolicy } from './failover.js';
 
 export type Outcome = 'completed' | 'client_aborted' | 'upstream_error' | 'rejected';
 
@@ -15,9 +15,8 @@ export interface GenerationOptions {
   /** The client's request; each attempt swaps in its upstream's model name. */
   body: ChatRequest;
   log: StreamLog;
-  failover: FailoverPolicy;
-  breaker: CircuitBreaker;
-  /** Time allowed until the first batch arrives, per attempt. */
+  failure: FailurePolicy;
+  /** Time allowed from the request's arrival until the first batch, every attempt included. */
   firstByteTimeoutMs: number;
   /** Longest silence between two batches once streaming. */
   idleTimeoutMs: number;
@@ -116,7 +115,8 @@ export class Generation {
     // The gateway always asks for usage (token accounting); accept() hides it from clients that did not.
     const request: ChatRequest = { ...o.body, stream: true, stream_options: { include_usage: true } };
     try {
-      const won = await withFailover(o.targets, o.failover, o.breaker, this.controller.signal, o.firstByteTimeoutMs, this.attempts, async (target, signal) => {
+      const deadline = o.startedAt + o.firstByteTimeoutMs;
+      const won = await o.failure.run(o.targets, this.controller.signal, deadline, this.attempts, async (target, signal) => {
         const iterator = target.upstream.stream({ ...request, model: target.model }, signal)[Symbol.asyncIterator]();
         return { iterator, first: await iterator.next() };
       });
@@ -125,7 +125,7 @@ export class Generation {
       this.ttftMs = performance.now() - o.startedAt;
       if (!won.value.first.done) this.accept(won.value.first.value);
     } catch (e) {
-      // withFailover already aborted every failed attempt's upstream request.
+      // The failure policy already aborted every failed attempt's upstream request.
       const cause = this.controller.signal.aborted ? this.controller.signal.reason : e;
       this.error = fromUpstreamFailure(cause, o.secrets);
       this.outcome = cause instanceof GatewayAbort && cause.reason === 'client_disconnected' ? 'client_aborted' : 'upstream_error';

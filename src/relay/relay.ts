@@ -8,7 +8,7 @@ import { SseWriter, type SseStyle } from '../sse/writer.js';
 import type { MemoryStreamStore } from '../streams/memory-store.js';
 import type { ReadableLog, StreamLog } from '../streams/stream-log.js';
 import type { Target } from '../upstream/catalog.js';
-import { CircuitBreaker, withFailover, type AttemptRecord } from './failover.js';
+import { FailurePolicy, type AttemptRecord } from './failover.js';
 import { Generation } from './generation.js';
 import type { StreamSlots } from './stream-slots.js';
 
@@ -29,13 +29,13 @@ export class Relay {
   /** Generations of POST /v1/streams (and their takeovers): readers expect to resume them. */
   private readonly resumable = new WeakSet<Generation>();
   private readonly heartbeat: HeartbeatTicker;
-  readonly breaker: CircuitBreaker;
+  readonly failure: FailurePolicy;
   /** Called once per generation when its log has ended (metrics, token budgets). */
   readonly finished: ((gen: Generation) => void)[] = [];
 
   constructor(private readonly deps: RelayDeps) {
     this.heartbeat = new HeartbeatTicker(deps.config.heartbeatMs);
-    this.breaker = new CircuitBreaker(deps.config.failover.breakerThreshold, deps.config.failover.breakerCoolDownMs);
+    this.failure = new FailurePolicy(deps.config.failover);
   }
 
   close(): void {
@@ -138,8 +138,7 @@ export class Relay {
       targets,
       body,
       log,
-      failover: config.failover,
-      breaker: this.breaker,
+      failure: this.failure,
       firstByteTimeoutMs: config.upstreamTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs,
       maxDurationMs: config.maxDurationMs,
@@ -197,6 +196,7 @@ export class Relay {
     body: ChatRequest,
     reply: FastifyReply,
     attempts: AttemptRecord[],
+    startedAt: number,
   ): Promise<{ completion: Record<string, unknown>; upstream: string }> {
     const config = this.deps.config;
     const client = new AbortController();
@@ -206,7 +206,7 @@ export class Relay {
     reply.raw.once('close', onClose);
     const { stream: _s, stream_options: _o, ...rest } = body;
     try {
-      const won = await withFailover(targets, config.failover, this.breaker, client.signal, config.upstreamTimeoutMs, attempts, (target, signal) =>
+      const won = await this.failure.run(targets, client.signal, startedAt + config.upstreamTimeoutMs, attempts, (target, signal) =>
         target.upstream.complete({ ...rest, model: target.model }, signal),
       );
       return { completion: won.value, upstream: won.target.upstream.name };

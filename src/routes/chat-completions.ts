@@ -26,7 +26,7 @@ export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async
     const { body, targets } = await intake(request);
 
     if (!body.stream) {
-      const { completion, upstream } = await relay.complete(targets, body, reply, summary.attempts);
+      const { completion, upstream } = await relay.complete(targets, body, reply, summary.attempts, summary.startedAt);
       summary.upstream = upstream;
       summary.usage = (completion.usage as Usage | undefined) ?? null;
       // Counted before the answer leaves: the key's next request (on any replica) sees these tokens.

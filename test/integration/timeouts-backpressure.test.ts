@@ -1,10 +1,11 @@
 import { once } from 'node:events';
 import { connect } from 'node:net';
+import { defaultConfig } from '../../src/config.js';
 import t from 'tap';
 import { chatBody, startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
 import { parseSse, post } from '../helpers/sse.js';
 
-const NO_RETRY = { maxAttempts: 1, backoffMs: 0, maxBackoffMs: 0, retryAfterCapMs: 0, breakerThreshold: 1_000_000, breakerCoolDownMs: 0 };
+const NO_RETRY = { ...defaultConfig().failover, maxAttempts: 1, backoffMs: 0, maxBackoffMs: 0, retryAfterCapMs: 0, breakerThreshold: 1_000_000, breakerCoolDownMs: 0 };
 
 t.test('idle gap: an upstream that goes silent mid-stream → error event, upstream aborted', async (t) => {
   const { mock, baseUrl } = await startMock({ tokensPerSecond: 0, firstTokenDelayMs: 0 });

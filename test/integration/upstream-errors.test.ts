@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { defaultConfig } from '../../src/config.js';
 import t, { type Test } from 'tap';
 import { FAST_MOCK, chatBody, startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
 import { parseSse, post } from '../helpers/sse.js';
@@ -6,7 +7,7 @@ import { waitUntil } from '../helpers/http.js';
 
 const SECRET = 'sk-upstream-secret-abcdef123456';
 /** One attempt, no breaker: these tests are about how a single failure is reported (failover has its own). */
-const NO_FAILOVER = { failover: { maxAttempts: 1, backoffMs: 0, maxBackoffMs: 0, retryAfterCapMs: 0, breakerThreshold: 1_000_000, breakerCoolDownMs: 0 } };
+const NO_FAILOVER = { failover: { ...defaultConfig().failover, maxAttempts: 1, backoffMs: 0, maxBackoffMs: 0, retryAfterCapMs: 0, breakerThreshold: 1_000_000, breakerCoolDownMs: 0 } };
 
 function noStack(t: Test, body: string): void {
   t.notMatch(body, /\bat [\w.<>]+ \(|node:internal|\/src\/|\.ts:\d+/, 'no stack trace');
