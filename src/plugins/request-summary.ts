@@ -83,6 +83,7 @@ export function registerRequestSummary(
         ttft_ms: gen?.ttftMs != null ? Math.round(gen.ttftMs * 100) / 100 : null,
         duration_ms: Math.round((performance.now() - summary.startedAt) * 100) / 100,
         chunks: gen?.chunks ?? null,
+        finish_reason: gen?.finishReason ?? null,
         prompt_tokens: (gen?.usage ?? summary.usage)?.prompt_tokens ?? null,
         completion_tokens: (gen?.usage ?? summary.usage)?.completion_tokens ?? null,
       };

@@ -4,6 +4,7 @@ import type { ChatRequest } from '../schema/chat-request.js';
 import type { StreamLog, Usage } from '../streams/stream-log.js';
 import { dataFrames } from '../sse/frame.js';
 import type { Target } from '../upstream/catalog.js';
+import { NO_FIELDS, chunkFields } from '../upstream/chunk-fields.js';
 import { UpstreamError } from '../upstream/types.js';
 import type { AttemptRecord, FailurePolicy } from './failover.js';
 
@@ -30,29 +31,6 @@ export interface GenerationOptions {
   /** The log keeps every event for resume; past this many the generation is stopped. */
   maxEvents?: number;
   now?: () => number;
-}
-
-/** `"finish_reason":"` and `"usage":{` without their opening quote: a search anchored on a quote (the commonest character in JSON) is slow. */
-const FINISH_KEY = 'finish_reason":"';
-const USAGE_KEY = 'usage":{';
-
-/** Where `"` + key starts in a chunk's JSON, or -1. The quote before the key is checked, so `"native_finish_reason"` is not taken for it. */
-function fieldAt(json: string, key: string): number {
-  for (let at = json.indexOf(key); at !== -1; at = json.indexOf(key, at + 1)) {
-    if (at > 0 && json.charCodeAt(at - 1) === 34 /* " */) return at - 1;
-  }
-  return -1;
-}
-
-/** The first string finish_reason in a batch, or null. */
-function finishReasonOf(batch: readonly string[]): string | null {
-  for (const json of batch) {
-    const at = fieldAt(json, FINISH_KEY);
-    if (at === -1) continue;
-    const from = at + 1 + FINISH_KEY.length;
-    return json.slice(from, json.indexOf('"', from));
-  }
-  return null;
 }
 
 /**
@@ -159,6 +137,8 @@ export class Generation {
     }, this.opts.idleTimeoutMs);
     // Whole milliseconds: Node keeps one timer list per distinct duration, and a fractional one would get its own.
     const total = setTimeout(() => this.abort('max_duration'), Math.max(0, Math.ceil(this.opts.maxDurationMs - (performance.now() - this.opts.startedAt))));
+    /** The upstream sent its end marker (the iterator's final value is true). */
+    let ended = false;
     try {
       for (;;) {
         const wait = log.congestion();
@@ -171,11 +151,15 @@ export class Generation {
         // Re-arms it even if it fired (and did nothing) while congested; a cleared timer could not be.
         idle.refresh();
         const r = await this.iterator!.next();
-        if (r.done) break;
+        if (r.done) {
+          ended = r.value === true;
+          break;
+        }
         this.accept(r.value);
       }
-      // An upstream that closes without [DONE] and without a finish_reason was cut off.
-      if (this.finishReason === null) throw new UpstreamError(502, 'the upstream ended the stream before it finished', this.upstream ?? 'upstream');
+      // [DONE] is the upstream's word that the answer is whole, finish_reason or not. One that
+      // closes without it (or has none, like the in-process mock) and without a finish_reason was cut off.
+      if (this.finishReason === null && !ended) throw new UpstreamError(502, 'the upstream ended the stream before it finished', this.upstream ?? 'upstream');
       this.outcome = 'completed';
       log.finish({ kind: 'done', finish_reason: this.finishReason, usage: this.usage }, this.now());
     } catch (e) {
@@ -202,31 +186,33 @@ export class Generation {
   }
 
   /**
-   * Frames a batch once. The two fields the gateway needs (finish_reason,
-   * usage) are found by a native search per payload, and JSON.parse runs only
-   * for the one chunk that carries usage. Per payload, not over the framed
-   * text: V8 searches short strings several times faster than one long one,
-   * and the framed text then needs no flattening before its write.
+   * Frames a batch once. The fields the gateway needs (finish_reason, usage)
+   * are read per payload by chunkFields, which parses only a chunk that may
+   * carry one. Per payload, not over the framed text: V8 searches short
+   * strings several times faster than one long one, and the framed text then
+   * needs no flattening before its write.
    */
   private accept(batch: string[]): void {
     const log = this.opts.log;
-    if (this.finishReason === null) this.finishReason = finishReasonOf(batch);
-    // The usage chunk comes last: look from the end, and stop at the first that carries it.
-    for (let i = batch.length - 1; i >= 0; i--) {
-      if (fieldAt(batch[i]!, USAGE_KEY) === -1) continue;
-      if (!this.takeUsage(batch[i]!)) batch = batch.slice(0, i).concat(batch.slice(i + 1));
-      break;
+    // The batch minus the usage-only chunks, once one is to be hidden; until then the batch itself.
+    let kept: string[] | null = null;
+    for (let i = 0; i < batch.length; i++) {
+      const fields = chunkFields(batch[i]!);
+      if (fields !== NO_FIELDS) {
+        this.finishReason ??= fields.finishReason;
+        if (fields.usage !== null) this.usage = fields.usage as Usage;
+        // The gateway always asks for usage; a client that did not gets no chunk made only for it.
+        if (fields.usageOnly && !this.opts.clientWantsUsage) {
+          kept ??= batch.slice(0, i);
+          continue;
+        }
+      }
+      kept?.push(batch[i]!);
     }
+    if (kept !== null) batch = kept;
     this.chunks += batch.length;
-    log.appendFramed(Buffer.from(dataFrames(log.lastId + 1, batch)), batch.length);
+    if (batch.length > 0) log.appendFramed(Buffer.from(dataFrames(log.lastId + 1, batch)), batch.length);
     if (this.opts.maxEvents !== undefined && log.lastId >= this.opts.maxEvents) this.abort('stream_too_long');
-  }
-
-  /** Records a chunk's usage; false when the chunk exists only for it and the client did not ask. */
-  private takeUsage(payload: string): boolean {
-    const chunk = JSON.parse(payload) as { usage?: Usage; choices?: unknown[] };
-    if (chunk.usage) this.usage = chunk.usage;
-    return this.opts.clientWantsUsage || chunk.choices?.length !== 0;
   }
 }
 

@@ -157,16 +157,29 @@ class Continuing implements ChatUpstream {
     return this.inner.name;
   }
 
-  async *stream(req: ChatRequest, signal: AbortSignal): AsyncGenerator<string[]> {
+  /** Not a for-await: that would drop the inner stream's final value (whether [DONE] came). */
+  async *stream(req: ChatRequest, signal: AbortSignal): AsyncGenerator<string[], boolean | void> {
+    const inner = this.inner.stream(req, signal)[Symbol.asyncIterator]();
     let first = true;
-    for await (const batch of this.inner.stream(req, signal)) {
-      if (!first) {
-        yield batch;
-        continue;
+    let over = false;
+    try {
+      for (;;) {
+        const r = await inner.next();
+        if (r.done) {
+          over = true;
+          return r.value;
+        }
+        if (!first) {
+          yield r.value;
+          continue;
+        }
+        first = false;
+        const rest = r.value.filter((c) => !isRoleOnly(c));
+        if (rest.length > 0) yield rest;
       }
-      first = false;
-      const rest = batch.filter((c) => !isRoleOnly(c));
-      if (rest.length > 0) yield rest;
+    } finally {
+      // Left early (our return(), or a failure): stop the inner stream, as for-await would.
+      if (!over) await inner.return?.();
     }
   }
 

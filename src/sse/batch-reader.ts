@@ -32,7 +32,11 @@ export interface BatchSink extends SseSink {
   readonly error: Error | null;
 }
 
-const END: IteratorResult<string[]> = Object.freeze({ value: undefined, done: true });
+/** What a pull gets at the end: `value` true when the stream's end marker was seen (see ChatUpstream.stream). */
+export type BatchResult = IteratorResult<string[], boolean | undefined>;
+
+const END: BatchResult = Object.freeze({ value: undefined, done: true });
+const MARKED_END: BatchResult = Object.freeze({ value: true, done: true });
 
 /**
  * Pulls an SSE body as batches of events, one batch per socket read. Reads are
@@ -41,12 +45,12 @@ const END: IteratorResult<string[]> = Object.freeze({ value: undefined, done: tr
  * several promises and listener hops). While a batch waits for the consumer the
  * body is paused, so a slow client holds back the upstream, not our memory.
  */
-export class SseBatchReader implements AsyncIterator<string[]>, BodySink {
+export class SseBatchReader implements AsyncIterator<string[], boolean | undefined>, BodySink {
   private readonly parser: SseParser;
   private paused = false;
   private finished = false;
   private failure: unknown = null;
-  private resolve: ((r: IteratorResult<string[]>) => void) | null = null;
+  private resolve: ((r: BatchResult) => void) | null = null;
   private reject: ((e: unknown) => void) | null = null;
 
   constructor(
@@ -59,7 +63,7 @@ export class SseBatchReader implements AsyncIterator<string[]>, BodySink {
     body.attach(this);
   }
 
-  next(): Promise<IteratorResult<string[]>> {
+  next(): Promise<BatchResult> {
     if (this.paused && this.sink.size === 0 && this.failure === null && !this.finished) {
       this.paused = false;
       // undici's resume parses what it held at once, before this pull waits: taken below, or it
@@ -68,7 +72,7 @@ export class SseBatchReader implements AsyncIterator<string[]>, BodySink {
     }
     if (this.sink.size > 0) return Promise.resolve({ value: this.sink.take(), done: false });
     if (this.failure !== null) return Promise.reject(this.mapError(this.failure));
-    if (this.finished) return Promise.resolve(END);
+    if (this.finished) return Promise.resolve(this.end());
     return new Promise((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -76,7 +80,7 @@ export class SseBatchReader implements AsyncIterator<string[]>, BodySink {
   }
 
   /** The consumer stops early: after the end marker the rest is drained (the socket goes back to the pool), else the body is cut. */
-  return(): Promise<IteratorResult<string[]>> {
+  return(): Promise<BatchResult> {
     this.stop();
     return Promise.resolve(END);
   }
@@ -130,13 +134,18 @@ export class SseBatchReader implements AsyncIterator<string[]>, BodySink {
     this.wake();
   }
 
+  /** The final result: whether the body ended after its end marker or just ended. */
+  private end(): BatchResult {
+    return this.sink.done ? MARKED_END : END;
+  }
+
   /** Settles a pending next(): a batch first, then a failure, then the end (the order a pull sees them in). */
   private wake(): void {
     const resolve = this.resolve;
     if (resolve === null) return;
     if (this.sink.size > 0) resolve({ value: this.sink.take(), done: false });
     else if (this.failure !== null) this.reject!(this.mapError(this.failure));
-    else if (this.finished) resolve(END);
+    else if (this.finished) resolve(this.end());
     else return;
     this.resolve = null;
     this.reject = null;

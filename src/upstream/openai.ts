@@ -3,7 +3,8 @@ import type { ChatCompletionCreateParams } from 'openai/resources/chat/completio
 import type { UpstreamConfig } from '../config.js';
 import type { ChatRequest } from '../schema/chat-request.js';
 import { toSingleLineJson } from '../sse/frame.js';
-import { SseBatchReader, type BatchSink as BatchSinkBase, type PushedBody } from '../sse/batch-reader.js';
+import { SseBatchReader, type BatchResult, type BatchSink as BatchSinkBase, type PushedBody } from '../sse/batch-reader.js';
+import { isErrorChunk } from './chunk-fields.js';
 import { ConnectTimeout, StreamRefusal, createHttpTransport, type HttpTransport } from './http-transport.js';
 import { UpstreamError, type ChatUpstream } from './types.js';
 
@@ -63,7 +64,7 @@ export class OpenAIUpstream implements ChatUpstream {
    * the same one the SDK sends; errors map the same way (see failure()). The
    * request starts with the first pull, as a generator's would.
    */
-  stream(req: ChatRequest, signal: AbortSignal): AsyncIterable<string[]> {
+  stream(req: ChatRequest, signal: AbortSignal): AsyncIterable<string[], boolean | undefined> {
     return { [Symbol.asyncIterator]: () => new UpstreamEvents(this, req, signal) };
   }
 
@@ -118,8 +119,8 @@ export class OpenAIUpstream implements ChatUpstream {
   }
 }
 
-/** One streamed completion: the request on the first pull, then one batch of events per socket read. */
-class UpstreamEvents implements AsyncIterator<string[]> {
+/** One streamed completion: the request on the first pull, then one batch of events per socket read; the end says whether [DONE] came. */
+class UpstreamEvents implements AsyncIterator<string[], boolean | undefined> {
   private reader: SseBatchReader | null = null;
   private returned = false;
 
@@ -129,16 +130,16 @@ class UpstreamEvents implements AsyncIterator<string[]> {
     private readonly signal: AbortSignal,
   ) {}
 
-  next(): Promise<IteratorResult<string[]>> {
+  next(): Promise<BatchResult> {
     return this.reader ? this.reader.next() : this.start();
   }
 
-  return(): Promise<IteratorResult<string[]>> {
+  return(): Promise<BatchResult> {
     this.returned = true;
     return this.reader ? this.reader.return() : Promise.resolve({ value: undefined, done: true });
   }
 
-  private async start(): Promise<IteratorResult<string[]>> {
+  private async start(): Promise<BatchResult> {
     const body = await this.upstream.postStream(this.req, this.signal);
     const reader = new SseBatchReader(body, new BatchSink(this.upstream.name), (e) => this.upstream.failure(e, this.signal));
     this.reader = reader;
@@ -171,8 +172,8 @@ export class BatchSink implements BatchSinkBase {
       this.done = true;
       return;
     }
-    // OpenAI reports mid-stream failures as a data event holding an error object.
-    if (event === 'error' || data.startsWith('{"error"')) {
+    // OpenAI reports mid-stream failures as a data event holding an error object (in any JSON style).
+    if (event === 'error' || isErrorChunk(data)) {
       this.error = new UpstreamError(502, errorMessage(data) ?? 'upstream error', this.upstream);
       return;
     }

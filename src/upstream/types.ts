@@ -12,8 +12,13 @@ export interface ChatUpstream {
    * instead of answering anew: what lets another replica finish a dead replica's stream.
    */
   readonly continuesAnswers?: boolean;
-  /** Resolves once the upstream accepted the request; iterating pulls batches of chunk JSON. */
-  stream(req: ChatRequest, signal: AbortSignal): AsyncIterable<string[]>;
+  /**
+   * Resolves once the upstream accepted the request; iterating pulls batches of chunk JSON.
+   * The iterator's final value is true when the upstream sent its own end marker (`data: [DONE]`):
+   * the answer is whole even if no chunk carried a finish_reason. One without such a marker
+   * (the in-process mock) returns nothing, and only a finish_reason tells its end from a cut.
+   */
+  stream(req: ChatRequest, signal: AbortSignal): AsyncIterable<string[], boolean | void>;
   /** A whole `chat.completion` object. */
   complete(req: ChatRequest, signal: AbortSignal): Promise<Record<string, unknown>>;
   /** The upstream's own model ids. */

@@ -45,5 +45,33 @@ t.test('pull: what a resume hands over at once is what that pull gets (not left 
   const third = reader.next();
   body.read('data: {"n":3}\n\ndata: [DONE]\n\n');
   t.same(await third, { value: ['{"n":3}'], done: false });
-  t.same(await reader.next(), { value: undefined, done: true });
+  t.same(await reader.next(), { value: true, done: true }, 'the end says [DONE] came');
+});
+
+t.test('end: true after [DONE] (however the JSON is spaced), nothing when the body just ends', async (t) => {
+  const marked = new FakeBody();
+  const a = new SseBatchReader(marked, new BatchSink('test'), (e) => e);
+  const pending = a.next();
+  marked.read('data: {"choices": [], "usage": {"prompt_tokens": 1}}\n\ndata: [DONE]\n\n');
+  t.same(await pending, { value: ['{"choices": [], "usage": {"prompt_tokens": 1}}'], done: false });
+  t.same(await a.next(), { value: true, done: true });
+  t.same(await a.next(), { value: true, done: true }, 'and again on a further pull');
+
+  const plain = new FakeBody();
+  const b = new SseBatchReader(plain, new BatchSink('test'), (e) => e);
+  plain.read('data: {"n": 1}\n\n');
+  t.same(await b.next(), { value: ['{"n": 1}'], done: false });
+  const end = b.next();
+  plain.sink!.onEnd();
+  t.same(await end, { value: undefined, done: true }, 'closed without [DONE]: no end marker');
+});
+
+t.test('an in-band error in any JSON style fails the pull', async (t) => {
+  for (const data of ['{"error":{"message":"boom"}}', '{"error": {"message": "boom"}}', '{\ndata:  "error": "boom"\ndata: }']) {
+    const body = new FakeBody();
+    const reader = new SseBatchReader(body, new BatchSink('test'), (e) => e);
+    body.read(`data: ${data}\n\n`);
+    await t.rejects(reader.next(), { message: 'boom' }, JSON.stringify(data));
+    t.ok(body.destroyed, 'the body is cut');
+  }
 });
