@@ -15,6 +15,9 @@
 //               inter-chunk gaps, and RSS of `rss_pids` idle vs. while all are open
 //   abort       sequential streams, socket destroyed after `abort_after` events; the
 //               upstream's /stats tells when it saw each close
+//   sustained   `answers` streams of `chunks` events with no gap, `concurrency` at a time,
+//               from a fresh relay: RSS of `rss_pids` every `sample_ms` from before the first
+//               request, at each quarter of the answers, and after `settle_ms` idle at the end
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -454,7 +457,102 @@ function getJson(url) {
   });
 }
 
-const modes = { ttft: modeTtft, throughput: modeThroughput, slow: modeSlow, abort: modeAbort };
+/** Least-squares slope of y over x; null with fewer than 3 points or no spread in x. */
+function slope(points) {
+  if (points.length < 3) return null;
+  let sx = 0;
+  let sy = 0;
+  for (const [x, y] of points) {
+    sx += x;
+    sy += y;
+  }
+  const mx = sx / points.length;
+  const my = sy / points.length;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of points) {
+    num += (x - mx) * (y - my);
+    den += (x - mx) * (x - mx);
+  }
+  return den === 0 ? null : num / den;
+}
+
+async function modeSustained() {
+  const n = opts.answers ?? 3000;
+  const c = opts.concurrency ?? 16;
+  const chunks = opts.chunks ?? 2000;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: c + 4 });
+  const bench = { chunks, gap_ms: 0 };
+  const samples = []; // [ms since start, answers done, RSS kB]
+  const quarterAt = [1, 2, 3].map((q) => Math.round((q * n) / 4)); // also sampled exactly there
+  let done = 0;
+  let completed = 0;
+  let started = 0;
+  const t0 = performance.now();
+  const sample = () => {
+    const kb = rssKb(opts.rss_pids);
+    samples.push([Math.round(performance.now() - t0), done, kb]);
+    return kb;
+  };
+  sample();
+  const sampler = setInterval(sample, opts.sample_ms ?? 500);
+  const deadline = t0 + (opts.time_limit_ms ?? 60_000);
+  const cpu0 = cpuSeconds(opts.cpu_pids);
+  const worker = async () => {
+    while (started < n && performance.now() < deadline) {
+      started++;
+      const r = await streamRequest(agent, bench, { timeoutMs: 30_000 });
+      done++;
+      if (quarterAt.includes(done)) sample();
+      if (r.ok) {
+        if (r.events === chunks) completed++;
+        else recordError(`expected ${chunks} events, got ${r.events}`);
+      } else await sleep(5); // do not spin on a failing target
+    }
+  };
+  await Promise.all(Array.from({ length: c }, () => worker()));
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(opts.cpu_pids) - cpu0;
+  clearInterval(sampler);
+  agent.destroy();
+  const endRss = sample();
+  await sleep(opts.settle_ms ?? 2000);
+  const idleAfter = rssKb(opts.rss_pids);
+  let peak = 0;
+  for (const s of samples) peak = Math.max(peak, s[2]);
+  // Quarters of the answers actually done (fewer than `n` when the time limit cut the run short).
+  const at = (q) => samples.find((s) => s[1] >= q * done)?.[2] ?? null;
+  const quarters = [at(0.25), at(0.5), at(0.75), endRss];
+  // The last quarter's growth per answer, fitted over every sample taken in it.
+  const lastQuarter = samples.filter((s) => s[1] >= 0.75 * done).map((s) => [s[1], s[2]]);
+  const kbPerAnswer = slope(lastQuarter);
+  const r2 = (x) => (x === null ? null : Math.round(x * 100) / 100);
+  return {
+    mode: 'sustained',
+    answers: n,
+    chunks,
+    concurrency: c,
+    done,
+    completed,
+    time_limit_ms: opts.time_limit_ms ?? 60_000,
+    seconds: r2(seconds),
+    answers_per_s: r2(done / seconds),
+    relay_cpu_s: opts.cpu_pids?.length ? r2(cpu) : null,
+    relay_cpu_ms_per_answer: opts.cpu_pids?.length && done ? r2((cpu * 1000) / done) : null,
+    rss_start_kb: samples[0][2],
+    rss_quarters_kb: quarters,
+    rss_end_kb: endRss,
+    rss_peak_kb: peak,
+    rss_idle_after_kb: idleAfter,
+    settle_ms: opts.settle_ms ?? 2000,
+    last_half_growth_kb: quarters[1] === null ? null : endRss - quarters[1],
+    last_quarter_kb_per_answer: r2(kbPerAnswer),
+    samples,
+    errors: errorReport(),
+  };
+}
+
+const modes = { ttft: modeTtft, throughput: modeThroughput, slow: modeSlow, abort: modeAbort, sustained: modeSustained };
 const run = modes[opts.mode];
 if (!run) {
   process.stderr.write(`load: unknown mode ${opts.mode}\n`);

@@ -6,7 +6,9 @@
 //   gateway  node dist/server.js in front of it (a fresh process per scenario)
 //   nginx    nginx as a streaming reverse proxy in front of it (fresh per scenario;
 //            skipped with a note when nginx is not installed)
-// Prints one table, writes the full results to /tmp/bench-results.json.
+// Scenario E (sustained long answers) runs against the gateway and the floor
+// (bench/bare-relay.mjs) instead: it is about the relay's memory, not the upstream's.
+// Prints one table (E: a second one), writes the full results to /tmp/bench-results.json.
 // Everything listens on 127.0.0.1; every child runs in its own process group
 // and is killed at the end, on error, on a signal, or at the global deadline.
 import { spawn, execFileSync } from 'node:child_process';
@@ -161,7 +163,7 @@ async function startUpstream() {
   return { child, port, base: `http://127.0.0.1:${port}` };
 }
 
-async function startGateway(upstream, tag) {
+async function startGateway(upstream, tag, scriptOverride = null) {
   const port = await freePort();
   const logFile = join(WORK, `gateway-${tag}.log`);
   const fd = openSync(logFile, 'w');
@@ -178,10 +180,16 @@ async function startGateway(upstream, tag) {
     LOG_LEVEL: GATEWAY_LOG_LEVEL,
     // HEARTBEAT_MS, CHAT_RESUME_GRACE_MS, UPSTREAM_TIMEOUT_MS: defaults.
   };
+  // BENCH_GATEWAY_ENV: extra variables for experiments, "K=V K=V" (the default run passes none).
+  for (const kv of (process.env.BENCH_GATEWAY_ENV ?? '').split(' ').filter(Boolean)) {
+    const eq = kv.indexOf('=');
+    if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
   // BENCH_GATEWAY_NODE_ARGS: extra node flags for experiments (the default run passes none).
   const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
   // BENCH_GATEWAY_SCRIPT: another relay in the gateway's place (bench/bare-relay.mjs: the node:http floor).
-  const script = process.env.BENCH_GATEWAY_SCRIPT ? join(ROOT, process.env.BENCH_GATEWAY_SCRIPT) : join(ROOT, 'dist/server.js');
+  const chosen = scriptOverride ?? process.env.BENCH_GATEWAY_SCRIPT;
+  const script = chosen ? join(ROOT, chosen) : join(ROOT, 'dist/server.js');
   const child = start(`gateway(${tag})`, process.execPath, [...nodeArgs, script], { env, stdout: fd, stderr: fd });
   closeSync(fd);
   const base = `http://127.0.0.1:${port}`;
@@ -322,6 +330,18 @@ async function runLoad(opts, limitMs) {
 }
 
 // ------------------------------------------------------------------ scenarios
+/** E's size; BENCH_SUSTAINED_ANSWERS / _CONCURRENCY / _LIMIT_MS (per relay) change it for a longer run by hand. */
+const SUSTAINED = {
+  answers: positiveInt(process.env.BENCH_SUSTAINED_ANSWERS, 3000),
+  concurrency: positiveInt(process.env.BENCH_SUSTAINED_CONCURRENCY, 16),
+  chunks: 2000,
+  timeLimitMs: positiveInt(process.env.BENCH_SUSTAINED_LIMIT_MS, 50_000),
+};
+function positiveInt(v, def) {
+  const n = Number(v);
+  return Number.isInteger(n) && n > 0 ? n : def;
+}
+
 const SCENARIOS = {
   A: {
     title: 'TTFT at concurrency 1',
@@ -390,6 +410,33 @@ const SCENARIOS = {
       );
     },
   },
+  E: {
+    title: 'sustained long answers',
+    targets: ['gateway', 'floor'],
+    streamChunks: SUSTAINED.chunks,
+    // From a fresh process and without a warm-up: the RSS it starts at is part of the figure.
+    run: (t) => {
+      // On a busy machine A–D take longer: E shortens itself rather than meet the global deadline
+      // (the gateway runs first and leaves the floor half of what is left).
+      const left = GLOBAL_DEADLINE_MS - (performance.now() - tStart) - 25_000;
+      const limitMs = Math.round(Math.max(5000, Math.min(SUSTAINED.timeLimitMs, t.name === 'gateway' ? left / 2 : left)));
+      return runLoad(
+        {
+          mode: 'sustained',
+          url: t.url,
+          answers: SUSTAINED.answers,
+          concurrency: SUSTAINED.concurrency,
+          chunks: SUSTAINED.chunks,
+          sample_ms: 500,
+          settle_ms: 2000,
+          time_limit_ms: limitMs,
+          rss_pids: t.relay.rssPids(),
+          cpu_pids: t.relay.pids(),
+        },
+        limitMs + 15_000,
+      );
+    },
+  },
 };
 
 // ------------------------------------------------------------------ table
@@ -401,6 +448,7 @@ function buildRows(R, haveNginx) {
   const err = (s, t) => (g(s, t)?.error ? 'ERROR' : null);
   const rows = [];
   const row = (label, f, { d = 2, ratioOf = null, target = null, pass = null } = {}) => {
+    if (!R[label[0]]) return; // a scenario BENCH_ONLY left out
     const vals = ['direct', 'gateway', 'nginx'].map((t) => {
       if (t === 'nginx' && !haveNginx) return 'skipped';
       const e = err(label[0], t);
@@ -462,8 +510,59 @@ function buildRows(R, haveNginx) {
   return rows;
 }
 
-function printTable(rows) {
-  const head = ['metric', 'direct', 'gateway', 'nginx', 'gateway/direct', 'target (gateway)', 'verdict'];
+// Flat once the store is full: the last half may add noise, not a share of every answer it served.
+// And the whole rise within three times the store's default bound (STREAM_STORE_MAX_BYTES, 128 MiB):
+// the bound itself, and as much again twice for the heap, garbage awaiting collection and the allocator.
+const SUSTAINED_GROWTH_TARGET_MB = 32;
+const SUSTAINED_RISE_TARGET_MB = 384;
+
+/** E's table: the gateway beside the floor, RSS in MB. */
+function buildSustainedRows(E) {
+  const mb = (kb) => (kb == null ? 'n/a' : (kb / 1024).toFixed(1));
+  const rows = [];
+  const row = (label, f, { target = '', pass = null } = {}) => {
+    const vals = ['gateway', 'floor'].map((t) => {
+      if (!E[t]) return 'n/a';
+      if (E[t].error) return 'ERROR';
+      try {
+        return f(E[t]);
+      } catch {
+        return 'n/a';
+      }
+    });
+    let verdict = '';
+    if (pass) {
+      try {
+        const p = pass(E.gateway);
+        verdict = p === null ? 'n/a' : p ? 'PASS' : 'FAIL';
+      } catch {
+        verdict = 'FAIL';
+      }
+    }
+    rows.push([label, ...vals, target, verdict]);
+  };
+  row('E  answers complete (of planned) / errors', (r) => `${fmt(r.completed)} (${fmt(r.answers)}), ${r.errors.count} err`, {
+    target: 'no errors',
+    pass: (r) => r.errors.count === 0 && r.completed === r.done,
+  });
+  row('E  (info) seconds for them', (r) => `${fmt(r.seconds, 1)}${r.done < r.answers ? ` (time limit ${r.time_limit_ms / 1000} s)` : ''}`);
+  row('E  RSS start → peak (MB)', (r) => `${mb(r.rss_start_kb)} → ${mb(r.rss_peak_kb)}`);
+  row('E  RSS rise, peak − start (MB)', (r) => mb(r.rss_peak_kb - r.rss_start_kb), {
+    target: `≤ ${SUSTAINED_RISE_TARGET_MB}`,
+    pass: (r) => r.rss_peak_kb - r.rss_start_kb <= SUSTAINED_RISE_TARGET_MB * 1024,
+  });
+  row('E  RSS at ¼ / ½ / ¾ / all answers done (MB)', (r) => r.rss_quarters_kb.map(mb).join(' / '));
+  row(`E  RSS ${((E.gateway ?? E.floor)?.settle_ms ?? 2000) / 1000} s after the last (MB)`, (r) => mb(r.rss_idle_after_kb));
+  row('E  RSS growth over the last half (MB)', (r) => mb(r.last_half_growth_kb), {
+    target: `≤ ${SUSTAINED_GROWTH_TARGET_MB}`,
+    pass: (r) => (r.last_half_growth_kb == null ? null : r.last_half_growth_kb <= SUSTAINED_GROWTH_TARGET_MB * 1024),
+  });
+  row('E  last-quarter slope (KB per answer)', (r) => fmt(r.last_quarter_kb_per_answer, 1));
+  row('E  (info) answers/s, relay CPU-ms per answer', (r) => `${fmt(r.answers_per_s, 0)}, ${fmt(r.relay_cpu_ms_per_answer, 1)}`);
+  return rows;
+}
+
+function printTable(rows, head = ['metric', 'direct', 'gateway', 'nginx', 'gateway/direct', 'target (gateway)', 'verdict']) {
   const all = [head, ...rows];
   const w = head.map((_, i) => Math.max(...all.map((r) => String(r[i]).length)));
   const line = (r) => r.map((c, i) => (i === 0 ? String(c).padEnd(w[i]) : String(c).padStart(w[i]))).join(' | ');
@@ -510,11 +609,12 @@ async function main() {
   for (const [key, sc] of Object.entries(SCENARIOS)) {
     if (only && !only.includes(key)) continue;
     results[key] = {};
-    for (const name of targets) {
+    for (const name of sc.targets ?? targets) {
       let relay = null;
       const t0 = performance.now();
       try {
         if (name === 'gateway') relay = await startGateway(upstream, key);
+        if (name === 'floor') relay = await startGateway(upstream, `${key}-floor`, 'bench/bare-relay.mjs');
         if (name === 'nginx') relay = await startNginx(nginxBin, upstream, key);
         const url = `${relay ? relay.base : upstream.base}/v1/chat/completions`;
         await sleep(300);
@@ -544,8 +644,19 @@ async function main() {
   machine.loadavg_after = os.loadavg().map((x) => +x.toFixed(2));
   const rows = buildRows(results, Boolean(nginxBin));
   console.log('');
-  printTable(rows);
-  console.log('');
+  if (rows.length) {
+    printTable(rows);
+    console.log('');
+  }
+  const sustainedRows = results.E ? buildSustainedRows(results.E) : [];
+  if (sustainedRows.length) {
+    printTable(sustainedRows, ['metric', 'gateway', 'floor', 'target (gateway)', 'verdict']);
+    console.log(
+      `E: ${SUSTAINED.answers.toLocaleString('en-US')} answers of ${SUSTAINED.chunks.toLocaleString('en-US')} events at c=${SUSTAINED.concurrency}, no gap, at most ${SUSTAINED.timeLimitMs / 1000} s per relay (less when the run is late), fresh process, RSS (VmRSS) every 0.5 s; ` +
+        'RSS is robust to other work on the machine, answers/s and CPU are not',
+    );
+    console.log('');
+  }
   const B = results.B ?? {};
   const cpuNote = targets
     .filter((t) => B[t] && !B[t].error)
@@ -564,7 +675,7 @@ async function main() {
     }
   }
   const elapsed = (performance.now() - tStart) / 1000;
-  const out = { when: new Date().toISOString(), elapsed_s: +elapsed.toFixed(1), machine, nginx: nginxVersion, gateway_env: { LOG_LEVEL: GATEWAY_LOG_LEVEL }, results, logs: problems, table: rows };
+  const out = { when: new Date().toISOString(), elapsed_s: +elapsed.toFixed(1), machine, nginx: nginxVersion, gateway_env: { LOG_LEVEL: GATEWAY_LOG_LEVEL }, results, logs: problems, table: rows, sustained_table: sustainedRows };
   writeFileSync(RESULTS_FILE, JSON.stringify(out, null, 2));
   console.log(`results: ${RESULTS_FILE} (logs in ${WORK}); bench took ${elapsed.toFixed(1)} s`);
 }
