@@ -83,7 +83,11 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   const state = deps.state ?? { draining: false };
   const upstreams = deps.upstreams ?? buildUpstreams(config);
   const catalog = new ModelCatalog(config, upstreams, app.log);
-  const store = new MemoryStreamStore({ ttlMs: config.limits.streamTtlMs, maxStreams: config.limits.maxStreams });
+  const store = new MemoryStreamStore({
+    ttlMs: config.limits.streamTtlMs,
+    maxStreams: config.limits.maxStreams,
+    maxBytes: config.streamStoreMaxBytes,
+  });
   const slots = new StreamSlots(config.maxConcurrentStreams);
   const relay = new Relay({ config, store, slots, secrets: upstreamSecrets(config) });
   const redis = config.redisUrl ? await connectRedis(config, app.log, deps.redisNamespace ?? 'sse-gw:', reqPrefix.slice(0, -1)) : null;
@@ -112,6 +116,8 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   // --- metrics: fed once per generation and once per request, never per chunk ---
   const metrics = new Metrics({
     activeStreams: () => relay.activeCount,
+    storedStreams: () => store.finishedCount,
+    storedBytes: () => store.finishedBytes,
     draining: () => state.draining,
     circuits: () => [...upstreams.keys()].map((name) => [name, relay.failure.breaker.state(name)] as [string, CircuitState]),
     isServedModel: (model) => catalog.list().some((m) => m.id === model),
@@ -172,6 +178,7 @@ async function connectRedis(config: Config, log: FastifyBaseLogger, namespace: s
     liveTtlMs: 6 * 3600_000,
     endedTtlMs: config.limits.streamTtlMs,
     leaseMs: config.streamLeaseMs,
+    retention: { maxBytes: config.streamStoreMaxBytes, maxStreams: config.limits.maxStreams },
     instanceId,
     log,
   });

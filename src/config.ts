@@ -104,6 +104,7 @@ export const fileSchema = z.strictObject({
   streamResumeGraceMs: int(0).optional(),
   chatResumeGraceMs: int(0).optional(),
   streamLeaseMs: int(100).optional(),
+  streamStoreMaxBytes: int(0).optional(),
   heartbeatMs: int(10).optional(),
   drainTimeoutMs: int(0).optional(),
   tokensPerMinute: int(0).optional(),
@@ -139,6 +140,7 @@ export const envSchema = z.object({
   STREAM_RESUME_GRACE_MS: int(0).optional(),
   CHAT_RESUME_GRACE_MS: int(0).optional(),
   STREAM_LEASE_MS: int(100).optional(),
+  STREAM_STORE_MAX_BYTES: int(0).optional(),
   HEARTBEAT_MS: int(10).optional(),
   DRAIN_TIMEOUT_MS: int(0).optional(),
   TOKENS_PER_MINUTE: int(0).optional(),
@@ -209,6 +211,11 @@ export interface Config {
    * whose claim lapsed (its replica died) is taken over by a replica one of its readers is on.
    */
   streamLeaseMs: number;
+  /**
+   * Bytes of events kept per replica for streams that have ended (for resume), in memory and
+   * in Redis alike; past it the stream that ended first is dropped first. 0 keeps none.
+   */
+  streamStoreMaxBytes: number;
   heartbeatMs: number;
   /** How long streams in flight may run after SIGTERM. */
   drainTimeoutMs: number;
@@ -320,6 +327,7 @@ export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
     streamResumeGraceMs: e.data.STREAM_RESUME_GRACE_MS ?? f.data.streamResumeGraceMs ?? 15_000,
     chatResumeGraceMs: e.data.CHAT_RESUME_GRACE_MS ?? f.data.chatResumeGraceMs ?? 0,
     streamLeaseMs: e.data.STREAM_LEASE_MS ?? f.data.streamLeaseMs ?? 5000,
+    streamStoreMaxBytes: e.data.STREAM_STORE_MAX_BYTES ?? f.data.streamStoreMaxBytes ?? 134_217_728,
     heartbeatMs: e.data.HEARTBEAT_MS ?? f.data.heartbeatMs ?? 15_000,
     drainTimeoutMs: e.data.DRAIN_TIMEOUT_MS ?? f.data.drainTimeoutMs ?? 25_000,
     logLevel: e.data.LOG_LEVEL,

@@ -18,6 +18,9 @@ import type { RequestSummary, SummaryLine } from './request-summary.js';
 export interface MetricsSources {
   /** Generations running now (relay.activeCount). */
   activeStreams: () => number;
+  /** Ended streams this process keeps for resume, and the bytes of their events (the stream store). */
+  storedStreams: () => number;
+  storedBytes: () => number;
   draining: () => boolean;
   /** Each upstream's circuit, by upstream name. */
   circuits: () => Iterable<[string, CircuitState]>;
@@ -152,6 +155,22 @@ export class Metrics {
       registers,
       collect() {
         this.set(sources.activeStreams());
+      },
+    });
+    new Gauge({
+      name: 'gateway_stream_store_bytes',
+      help: 'Bytes of events kept in this process for ended streams (for resume); bounded by STREAM_STORE_MAX_BYTES.',
+      registers,
+      collect() {
+        this.set(sources.storedBytes());
+      },
+    });
+    new Gauge({
+      name: 'gateway_stream_store_streams',
+      help: 'Ended streams kept in this process for resume.',
+      registers,
+      collect() {
+        this.set(sources.storedStreams());
       },
     });
     new Gauge({

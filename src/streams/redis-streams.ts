@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { Redis } from 'ioredis';
 import type { SharedStreams } from './directory.js';
 import { FramedBatches } from './framed-batches.js';
+import { FINISH, type FinishCommand, type RetentionLimits } from './redis-retention.js';
 import type { LogMirror, LogReader, ReadableLog, StreamEnd, StreamLog } from './stream-log.js';
 
 /**
@@ -47,19 +48,15 @@ export interface Orphan {
 // A lease that is simply gone (Redis was unreachable past its TTL, or restarted) is taken back:
 // only another holder means another replica continues the stream. Safe, because a claimer sets
 // the lease first (NX) and reads the record after.
-// KEYS: lease, record, meta. ARGV: this replica, message, channel, record TTL (0: keep), '1' to end, lease TTL.
+// The end is recorded by FINISH (redis-retention.ts), which also bounds what ended streams keep.
+// KEYS: lease, record. ARGV: this replica, message, channel, record TTL (0: keep), lease TTL.
 const APPEND = `
 local holder = redis.call('get', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
 redis.call('xadd', KEYS[2], '*', 'm', ARGV[2])
 redis.call('publish', ARGV[3], ARGV[2])
 if ARGV[4] ~= '0' then redis.call('pexpire', KEYS[2], ARGV[4]) end
-if ARGV[5] == '1' then
-  redis.call('del', KEYS[1])
-  redis.call('pexpire', KEYS[3], ARGV[4])
-elseif not holder then
-  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[6])
-end
+if not holder then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[5]) end
 return 1`;
 
 // KEYS: lease. ARGV: this replica, TTL.
@@ -73,9 +70,9 @@ const RELEASE = `
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('del', KEYS[1])`;
 
-type LeaseCommands = {
+type LeaseCommands = FinishCommand & {
   releaseLease(lease: string, me: string): Promise<number>;
-  appendIfLeased(lease: string, record: string, meta: string, me: string, message: string | Buffer, channel: string, ttlMs: number, end: '0' | '1', leaseMs: number): Promise<number>;
+  appendIfLeased(lease: string, record: string, me: string, message: Buffer, channel: string, ttlMs: number, leaseMs: number): Promise<number>;
   renewLease(lease: string, me: string, ttlMs: number): Promise<number>;
 };
 
@@ -88,6 +85,8 @@ export interface RedisStreamsOptions {
   endedTtlMs: number;
   /** How long a generation's lease lasts unrenewed (STREAM_LEASE_MS). */
   leaseMs: number;
+  /** What the records of streams this replica ended may hold. */
+  retention: RetentionLimits;
   /** Who holds leases from this process (unique per process). */
   instanceId: string;
   log: FastifyBaseLogger;
@@ -117,9 +116,10 @@ export class RedisStreams implements SharedStreams, LogMirror {
     // events reach any client (StreamLog mirrors first), so a replica killed between the
     // two leaves Redis at least as far along as its clients.
     this.leased = new Redis(opts.url, { ...common, enableAutoPipelining: false }) as Redis & LeaseCommands;
-    this.leased.defineCommand('appendIfLeased', { numberOfKeys: 3, lua: APPEND });
+    this.leased.defineCommand('appendIfLeased', { numberOfKeys: 2, lua: APPEND });
     this.leased.defineCommand('renewLease', { numberOfKeys: 1, lua: RENEW });
     this.leased.defineCommand('releaseLease', { numberOfKeys: 1, lua: RELEASE });
+    this.leased.defineCommand('finishIfLeased', { numberOfKeys: 5, lua: FINISH });
     this.sub = new Redis(opts.url, { ...common, enableAutoPipelining: false });
     for (const c of [this.client, this.leased, this.sub]) c.on('error', (e: Error) => opts.log.warn({ err: e.message }, 'redis error'));
     this.sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
@@ -142,7 +142,7 @@ export class RedisStreams implements SharedStreams, LogMirror {
     await Promise.all([this.client.connect(), this.leased.connect(), this.sub.connect()]);
     // Loaded up front: an append's EVALSHA then runs at once, never after a NOSCRIPT round trip
     // (which would let its events reach clients before the record).
-    await Promise.all([APPEND, RENEW, RELEASE].map((lua) => this.leased.script('LOAD', lua)));
+    await Promise.all([APPEND, RENEW, RELEASE, FINISH].map((lua) => this.leased.script('LOAD', lua)));
     await this.sub.subscribe(this.control);
     const every = (ms: number, f: () => void) => {
       const t = setInterval(f, ms);
@@ -164,21 +164,23 @@ export class RedisStreams implements SharedStreams, LogMirror {
    * Makes a log readable from other replicas and takes its lease. `request` is
    * the generation's request (JSON), kept so another replica can finish it.
    */
-  async publish(log: StreamLog, request: string): Promise<void> {
+  async publish(log: StreamLog, request: string | null): Promise<void> {
     const meta = this.key('meta', log.id);
-    // Same connection as the appends, and before them: the lease exists when the first one checks.
+    // Same connection as the appends, and before them: the lease exists when the first one checks,
+    // and an end (which shortens the meta's TTL, or drops the stream) comes after the meta.
     this.held.add(log.id);
-    const leased = this.leased.set(this.key('lease', log.id), this.opts.instanceId, 'PX', this.opts.leaseMs);
+    const written = Promise.all([
+      this.leased.set(this.key('lease', log.id), this.opts.instanceId, 'PX', this.opts.leaseMs),
+      // `leased`: streams of replicas that predate leases are never claimed (they renew none).
+      // No request (another API's stream, which cannot be continued elsewhere): a takeover ends it.
+      this.leased.hset(meta, 'owner', log.ownerKeyId, 'request', request ?? '', 'leased', '1'),
+      this.leased.pexpire(meta, this.opts.liveTtlMs),
+    ]);
     // What the log already holds (a chat stream publishes after its first batch) goes first.
     if (log.lastId > 0) this.onAppend(log, log.framesAfter(0), 1, log.lastId);
     if (log.end) this.onFinish(log, log.end, log.finalId);
     log.mirror = this;
-    await Promise.all([
-      leased,
-      // `leased`: streams of replicas that predate leases are never claimed (they renew none).
-      this.client.hset(meta, 'owner', log.ownerKeyId, 'request', request, 'leased', '1'),
-      this.client.pexpire(meta, this.opts.liveTtlMs),
-    ]).catch(this.warn);
+    await written.catch(this.warn);
   }
 
   /** Mirrors a log rebuilt from the record (a takeover): its lease is held already, its events are in Redis. */
@@ -187,12 +189,44 @@ export class RedisStreams implements SharedStreams, LogMirror {
   }
 
   onAppend(log: StreamLog, frames: Buffer, firstId: number, count: number): void {
-    this.send(log.id, Buffer.concat([Buffer.from('D' + firstId + ',' + count + '\n'), frames]), firstId === 1 ? this.opts.liveTtlMs : 0, false);
+    const id = log.id;
+    // Record first, then announce (one script): a reader that missed the announcement finds it in the record.
+    this.leased
+      .appendIfLeased(
+        this.key('lease', id),
+        this.key('log', id),
+        this.opts.instanceId,
+        Buffer.concat([Buffer.from('D' + firstId + ',' + count + '\n'), frames]),
+        this.key('ch', id),
+        firstId === 1 ? this.opts.liveTtlMs : 0,
+        this.opts.leaseMs,
+      )
+      .then((ok) => this.checkLease(id, ok), this.warn);
   }
 
   onFinish(log: StreamLog, end: StreamEnd, finalId: number): void {
-    // The meta's TTL shortens in the same script, and only while this replica holds the stream.
-    this.send(log.id, 'E' + finalId + '\n' + JSON.stringify(end), this.opts.endedTtlMs, true);
+    const id = log.id;
+    this.held.delete(id);
+    // Only while this replica holds the stream: the end, the shorter TTLs and the retention bounds, in one script.
+    this.leased
+      .finishIfLeased(
+        this.key('lease', id),
+        this.key('log', id),
+        this.key('meta', id),
+        this.key('ended', this.opts.instanceId),
+        this.key('ended-bytes', this.opts.instanceId),
+        this.opts.instanceId,
+        'E' + finalId + '\n' + JSON.stringify(end),
+        this.key('ch', id),
+        this.opts.endedTtlMs,
+        Date.now(),
+        log.bytes,
+        id,
+        this.opts.namespace,
+        this.opts.retention.maxBytes,
+        this.opts.retention.maxStreams,
+      )
+      .then((ok) => this.checkLease(id, ok), this.warn);
   }
 
   /** Lets the lease go (after every append already sent): a replica with a reader takes the stream over. */
@@ -201,24 +235,8 @@ export class RedisStreams implements SharedStreams, LogMirror {
     this.leased.releaseLease(this.key('lease', log.id), this.opts.instanceId).catch(this.warn);
   }
 
-  private send(id: string, message: string | Buffer, ttlMs: number, end: boolean): void {
-    if (end) this.held.delete(id);
-    // Record first, then announce (one script): a reader that missed the announcement finds it in the record.
-    this.leased
-      .appendIfLeased(
-        this.key('lease', id),
-        this.key('log', id),
-        this.key('meta', id),
-        this.opts.instanceId,
-        message,
-        this.key('ch', id),
-        ttlMs,
-        end ? '1' : '0',
-        this.opts.leaseMs,
-      )
-      .then((ok) => {
-        if (ok === 0) this.lost(id);
-      }, this.warn);
+  private checkLease(id: string, ok: number): void {
+    if (ok === 0) this.lost(id);
   }
 
   private lost(id: string): void {
@@ -275,7 +293,7 @@ export class RedisStreams implements SharedStreams, LogMirror {
   async orphan(id: string): Promise<Orphan> {
     const [meta, messages] = await Promise.all([this.client.hmget(this.key('meta', id), 'owner', 'request', 'deleted'), this.record(id)]);
     const [owner, request, deleted] = meta;
-    return { owner: owner ?? '', request: request ?? null, deleted: deleted === '1', messages };
+    return { owner: owner ?? '', request: request || null, deleted: deleted === '1', messages };
   }
 
   /** Hands a record's messages to this replica's readers of the stream (an end they may have missed). */
@@ -292,11 +310,18 @@ export class RedisStreams implements SharedStreams, LogMirror {
     let leased: number;
     try {
       await this.sub.subscribe(this.key('ch', id));
-      [owner, entries, leased] = await Promise.all([
-        this.client.hget(this.key('meta', id), 'owner'),
-        this.record(id),
-        this.client.exists(this.key('lease', id)),
-      ]);
+      // One transaction: a stream dropped by the retention bounds is read whole or not at all.
+      const replies = await this.client
+        .multi()
+        .hget(this.key('meta', id), 'owner')
+        .xrange(this.key('log', id), '-', '+')
+        .exists(this.key('lease', id))
+        .exec();
+      const failed = replies?.find(([err]) => err);
+      if (!replies || failed) throw failed?.[0] ?? new Error('transaction aborted');
+      owner = replies[0]![1] as string | null;
+      entries = messagesOf(replies[1]![1] as [string, string[]][]);
+      leased = replies[2]![1] as number;
     } catch (e) {
       this.unfollow(remote);
       throw e;
@@ -313,8 +338,7 @@ export class RedisStreams implements SharedStreams, LogMirror {
 
   /** Every message in a stream's record, in order. */
   async record(id: string): Promise<string[]> {
-    const entries = await this.client.xrange(this.key('log', id), '-', '+');
-    return entries.map(([, fields]) => fields[1] ?? '');
+    return messagesOf(await this.client.xrange(this.key('log', id), '-', '+'));
   }
 
   async owner(id: string): Promise<string | null> {
@@ -367,6 +391,10 @@ export class RedisStreams implements SharedStreams, LogMirror {
   private readonly warn = (e: Error): void => {
     this.opts.log.warn({ err: e.message }, 'redis stream mirror');
   };
+}
+
+function messagesOf(entries: [string, string[]][]): string[] {
+  return entries.map(([, fields]) => fields[1] ?? '');
 }
 
 /** Another replica's log, as seen through Redis: one per reader connection. */

@@ -77,6 +77,16 @@ export class StreamLog implements ReadableLog {
     return this.lastId + 1;
   }
 
+  /** Bytes of the framed events held. */
+  get bytes(): number {
+    return this.events.bytes;
+  }
+
+  /** Holds the events in one Buffer of their exact size (a log kept after its end; see FramedBatches.compact). */
+  compact(): void {
+    this.events.compact();
+  }
+
   /** Appends `count` events framed by dataFrames(lastId + 1, …), as bytes. */
   appendFramed(frames: Buffer, count: number): void {
     if (count === 0) return;
@@ -98,10 +108,11 @@ export class StreamLog implements ReadableLog {
     this.endedAt = now;
     const id = this.finalId;
     this.mirror?.onFinish(this, end, id);
+    // The store first: it counts an ended log's bytes from here on (and may drop it at once).
+    this.onFinished?.(this);
     for (const r of this.readers) r.onEnd(end, id);
     this.readers.clear();
     this.onReadersChange?.(0);
-    this.onFinished?.(this);
   }
 
   release(): void {}

@@ -38,6 +38,8 @@ t.test('GET /metrics: Prometheus text at the root, with the gateway and default 
     'gateway_aborts_total',
     'gateway_rate_limit_rejections_total',
     'gateway_draining',
+    'gateway_stream_store_bytes',
+    'gateway_stream_store_streams',
     'process_cpu_seconds_total',
     'nodejs_eventloop_lag_seconds',
   ]) {

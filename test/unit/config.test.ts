@@ -303,3 +303,15 @@ t.test('CONFIG_FILE schema errors read "CONFIG_FILE <file>: <key>: <why>"', asyn
   t.match(configError(t, { CONFIG_FILE: 'root.json' }, dir).message, /^CONFIG_FILE root\.json: [^:.]/, 'root key');
   t.match(configError(t, { CONFIG_FILE: 'nested.json' }, dir).message, /^CONFIG_FILE nested\.json: limits\.maxMessages: /, 'nested key');
 });
+
+t.test('STREAM_STORE_MAX_BYTES: 128 MiB by default, 0 allowed, from the file or the environment', async (t) => {
+  t.equal(loadConfig({}, ROOT).streamStoreMaxBytes, 134_217_728);
+  t.equal(loadConfig({ STREAM_STORE_MAX_BYTES: '0' }, ROOT).streamStoreMaxBytes, 0, '0 keeps none');
+  const dir = t.testdir({ 's.json': JSON.stringify({ streamStoreMaxBytes: 1000 }) });
+  t.equal(loadConfig({ CONFIG_FILE: 's.json' }, dir).streamStoreMaxBytes, 1000);
+  t.equal(loadConfig({ CONFIG_FILE: 's.json', STREAM_STORE_MAX_BYTES: '2000' }, dir).streamStoreMaxBytes, 2000, 'the environment wins');
+  for (const bad of ['-1', '1.5', 'lots']) {
+    const err = configError(t, { STREAM_STORE_MAX_BYTES: bad });
+    assertOneLine(t, err, 'STREAM_STORE_MAX_BYTES:');
+  }
+});

@@ -10,7 +10,7 @@ t.test('ids: 128 random bits, URL-safe, never repeated', async (t) => {
 
 t.test('finished streams expire; the store returns to empty', async (t) => {
   let now = 1_000;
-  const store = new MemoryStreamStore({ ttlMs: 60_000, maxStreams: 100_000 }, () => now);
+  const store = new MemoryStreamStore({ ttlMs: 60_000, maxStreams: 100_000, maxBytes: 1 << 30 }, () => now);
   t.teardown(() => store.close());
   const ids: string[] = [];
   for (let i = 0; i < 3000; i++) {
@@ -36,7 +36,7 @@ t.test('finished streams expire; the store returns to empty', async (t) => {
 });
 
 t.test('at the stream limit the oldest finished stream makes room', async (t) => {
-  const store = new MemoryStreamStore({ ttlMs: 60_000, maxStreams: 3 }, () => 0);
+  const store = new MemoryStreamStore({ ttlMs: 60_000, maxStreams: 3, maxBytes: 1 << 30 }, () => 0);
   t.teardown(() => store.close());
   const a = store.create('k');
   const b = store.create('k');
@@ -49,7 +49,7 @@ t.test('at the stream limit the oldest finished stream makes room', async (t) =>
 });
 
 t.test('a full store makes room with the stream that ended first; running streams are never evicted', async (t) => {
-  const store = new MemoryStreamStore({ ttlMs: 60_000, maxStreams: 4 }, () => 0);
+  const store = new MemoryStreamStore({ ttlMs: 60_000, maxStreams: 4, maxBytes: 1 << 30 }, () => 0);
   t.teardown(() => store.close());
   const done = { kind: 'done', finish_reason: 'stop', usage: null } as const;
   const [a, b, c, d] = [store.create('k'), store.create('k'), store.create('k'), store.create('k')];
@@ -72,7 +72,7 @@ t.test('a full store makes room with the stream that ended first; running stream
 });
 
 t.test('replay from any id inside a batch', async (t) => {
-  const store = new MemoryStreamStore({ ttlMs: 1000, maxStreams: 10 });
+  const store = new MemoryStreamStore({ ttlMs: 1000, maxStreams: 10, maxBytes: 1 << 30 });
   t.teardown(() => store.close());
   const log = store.create('k');
   // Multi-byte text: the kept frames are bytes, and a replay must cut them at a frame, not a character count.
@@ -86,7 +86,7 @@ t.test('replay from any id inside a batch', async (t) => {
 });
 
 t.test('kept frames: replay from any id after the log grew many times; bytes handed out before a growth stay intact', async (t) => {
-  const store = new MemoryStreamStore({ ttlMs: 1000, maxStreams: 10 });
+  const store = new MemoryStreamStore({ ttlMs: 1000, maxStreams: 10, maxBytes: 1 << 30 });
   t.teardown(() => store.close());
   const log = store.create('k');
   const frame = (i: number) => `id: ${i}\ndata: {"n":${i},"t":"${'é😀x'.repeat(i % 7)}"}\n\n`;
