@@ -3,7 +3,7 @@
 # builds once and runs the same `node dist/server.js`.
 
 # ---- build: all deps, compile TypeScript to dist/ ----
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -12,7 +12,7 @@ COPY src ./src
 RUN npm run build
 
 # ---- runtime: production deps only, non-root ----
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080
@@ -24,7 +24,7 @@ COPY config ./config
 COPY public ./public
 USER node
 EXPOSE 8080
-# No curl in the slim image: Node 20's built-in fetch does the probe.
+# No curl in the slim image: Node's built-in fetch does the probe.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # SIGTERM drains (DRAIN_TIMEOUT_MS, default 25 s): give `docker stop` more than that (-t 40; compose: stop_grace_period).

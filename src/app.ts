@@ -8,6 +8,7 @@ import { registerCors } from './plugins/cors.js';
 import { registerDrainGuard } from './plugins/drain-guard.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
 import { Inflight } from './plugins/inflight.js';
+import { registerJsonBody } from './plugins/json-body.js';
 import { registerLoadShedding } from './plugins/load-shedding.js';
 import { Metrics } from './plugins/metrics.js';
 import { registerRateLimit } from './plugins/rate-limit.js';
@@ -80,6 +81,7 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   cutConnectionsOnClose(app, config);
   // JSON only: a text/plain body is refused (415), not parsed as a string.
   app.removeContentTypeParser('text/plain');
+  registerJsonBody(app);
   const state = deps.state ?? { draining: false };
   const upstreams = deps.upstreams ?? buildUpstreams(config);
   const catalog = new ModelCatalog(config, upstreams, app.log);
@@ -139,10 +141,10 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   await app.register(async (v1) => {
     registerDrainGuard(v1, state);
     registerAuth(v1, config.gatewayApiKeys);
-    await registerRateLimit(v1, config, redis ? { redis: redis.client, nameSpace: `${redis.namespace}rl:` } : undefined);
+    const unknownReads = await registerRateLimit(v1, config, redis ? { redis: redis.client, nameSpace: `${redis.namespace}rl:` } : undefined);
     await v1.register(modelsRoutes, { catalog });
     await v1.register(chatCompletionsRoutes, { config, relay, catalog, streams, budget });
-    await v1.register(streamsRoutes, { config, relay, catalog, streams, budget });
+    await v1.register(streamsRoutes, { config, relay, catalog, streams, budget, unknownReads });
   });
 
   app.addHook('onReady', () => catalog.start());

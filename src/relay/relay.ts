@@ -1,3 +1,4 @@
+import { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { FastifyReply } from 'fastify';
 import type { Config } from '../config.js';
@@ -182,11 +183,13 @@ export class Relay {
     writer.onEnded = opts.onEnd ?? null;
     // Headers, replay and (for an answer already over, as short ones often are by now) its end leave
     // in one write: each write to a socket is a syscall, and on loopback the receiver's work too.
-    const raw = reply.raw as { cork?: () => void; uncork?: () => void };
-    raw.cork?.();
+    // HTTP/1 corks the socket, not the response: Node 24's corked ServerResponse holds chunked writes
+    // back until uncork(), and an end() meanwhile sends the terminating chunk ahead of them.
+    const raw = reply.raw instanceof ServerResponse ? reply.raw.socket : (reply.raw as { cork?: () => void; uncork?: () => void });
+    raw?.cork?.();
     log.attach(writer, opts.afterId);
     writer.flush();
-    raw.uncork?.();
+    raw?.uncork?.();
     return writer;
   }
 

@@ -1,16 +1,23 @@
 import { GatewayError } from '../errors.js';
 
-/** Open streams per client key (MAX_CONCURRENT_STREAMS): a slot is held until the generation ends. */
+/**
+ * Open streams per key, at most `max` at once: per client key
+ * (MAX_CONCURRENT_STREAMS, a slot held until the generation ends), and per
+ * stream id for its readers.
+ */
 export class StreamSlots {
   private readonly open = new Map<string, number>();
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly max: number,
+    private readonly refusal = `Too many concurrent streams: at most ${max} per key`,
+  ) {}
 
   /** Returns the release function; throws 429 while the key is at its limit. */
   acquire(key: string): () => void {
     const n = this.open.get(key) ?? 0;
     if (n >= this.max) {
-      throw new GatewayError('too_many_streams', `Too many concurrent streams: at most ${this.max} per key`, {
+      throw new GatewayError('too_many_streams', this.refusal, {
         headers: { 'retry-after': '1' },
       });
     }

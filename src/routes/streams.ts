@@ -1,8 +1,10 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Config } from '../config.js';
 import { GatewayError } from '../errors.js';
+import type { UnknownStreamReads } from '../plugins/rate-limit.js';
 import { watchReaders } from '../relay/reader-grace.js';
 import type { Relay } from '../relay/relay.js';
+import { StreamSlots } from '../relay/stream-slots.js';
 import type { TokenBudget } from '../relay/token-budget.js';
 import { chatIntake } from './chat-intake.js';
 import type { StreamDirectory } from '../streams/directory.js';
@@ -14,10 +16,15 @@ export interface StreamsRouteOptions {
   catalog: ModelCatalog;
   streams: StreamDirectory;
   budget: TokenBudget;
+  /** The budget for reads of unknown ids (rate-limit.ts). */
+  unknownReads: UnknownStreamReads;
 }
 
 /** What EventSource waits before reconnecting: short, since a resume loses nothing. */
 export const RETRY_MS = 1000;
+
+/** Open readers of one stream on this replica: far above the tabs of one user, far below a flood. */
+export const MAX_READERS_PER_STREAM = 16;
 
 const STREAM_ID = /^str_[A-Za-z0-9_-]{22}$/;
 const EVENT_ID = /^\d{1,9}$/;
@@ -27,8 +34,9 @@ const EVENT_ID = /^\d{1,9}$/;
  * POST, read with a GET that EventSource can make (no body, no headers), and
  * resumed after Last-Event-ID on any replica that can see the log.
  */
-export const streamsRoutes: FastifyPluginAsync<StreamsRouteOptions> = async (app, { config, relay, catalog, streams, budget }) => {
+export const streamsRoutes: FastifyPluginAsync<StreamsRouteOptions> = async (app, { config, relay, catalog, streams, budget, unknownReads }) => {
   const intake = chatIntake(config, catalog, budget);
+  const readers = new StreamSlots(MAX_READERS_PER_STREAM, `Too many readers of this stream: at most ${MAX_READERS_PER_STREAM} at once`);
 
   app.post('/v1/streams', async (request, reply) => {
     const summary = request.summary;
@@ -43,15 +51,18 @@ export const streamsRoutes: FastifyPluginAsync<StreamsRouteOptions> = async (app
   });
 
   // EventSource cannot send headers: the unguessable id is the read capability (see auth.ts).
+  // Outside the request rate limit: a read costs no upstream call, and EventSource takes a 429 on a
+  // reconnect as the end of the stream. Bounded instead by readers per stream and by a budget for
+  // reads of ids that do not exist (probing), neither of which a reader of a known id runs into.
   app.get<{ Params: { id: string }; Querystring: { lastEventId?: string } }>(
     '/v1/streams/:id',
-    { config: { public: true } },
+    { config: { public: true, rateLimit: false } },
     async (request, reply) => {
       const { id } = request.params;
-      if (!STREAM_ID.test(id)) throw notFound();
+      if (!STREAM_ID.test(id)) throw (await unknownReads(request)) ?? notFound();
       const afterId = lastEventId(request.headers['last-event-id'], request.query.lastEventId);
       const log = await streams.open(id);
-      if (!log) throw notFound();
+      if (!log) throw (await unknownReads(request)) ?? notFound();
       if (log.end && afterId >= log.finalId) {
         log.release();
         // 204 is how a server tells EventSource to stop reconnecting.
@@ -61,13 +72,18 @@ export const streamsRoutes: FastifyPluginAsync<StreamsRouteOptions> = async (app
         log.release();
         throw new GatewayError('invalid_body', `Last-Event-ID ${afterId} is ahead of the stream (last id ${log.lastId})`, { param: 'lastEventId' });
       }
-      relay.serve(reply, log, {
-        style: 'eventsource',
-        afterId,
-        preamble: `retry: ${RETRY_MS}\n\n`,
-        onClientGone: () => log.release(),
-        onEnd: () => log.release(),
-      });
+      let leave: () => void;
+      try {
+        leave = readers.acquire(id);
+      } catch (e) {
+        log.release();
+        throw e;
+      }
+      const gone = () => {
+        leave();
+        log.release();
+      };
+      relay.serve(reply, log, { style: 'eventsource', afterId, preamble: `retry: ${RETRY_MS}\n\n`, onClientGone: gone, onEnd: gone });
       return reply;
     },
   );

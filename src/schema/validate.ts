@@ -2,27 +2,34 @@ import type { z } from 'zod';
 import { GatewayError } from '../errors.js';
 import { paramName } from './chat-request.js';
 
-/** Iterative (a recursive walk would overflow on the very input it guards against). */
-function depthExceeds(root: object, max: number): boolean {
-  const stack: [unknown, number][] = [[root, 1]];
-  while (stack.length > 0) {
-    const [v, d] = stack.pop()!;
-    if (d > max) return true;
-    if (v !== null && typeof v === 'object') for (const child of Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, d + 1]);
-  }
-  return false;
-}
-
-/** Parses with a zod schema or throws a 400 naming the first bad field, the way OpenAI names params. */
 /** Deeper than any real request; deep enough JSON overflows the stack of JSON.stringify on the way upstream. */
 export const MAX_BODY_DEPTH = 64;
 
+/**
+ * The top-level field under which `root` nests deeper than `max` levels (the
+ * root being level 1), or null. Iterative: a recursive walk would overflow on
+ * the very input it guards against.
+ */
+function tooDeepField(root: object, max: number): string | null {
+  const stack: [object, number, string][] = [];
+  for (const [field, v] of Object.entries(root)) if (v !== null && typeof v === 'object') stack.push([v, 2, field]);
+  while (stack.length > 0) {
+    const [v, d, field] = stack.pop()!;
+    if (d > max) return field;
+    for (const child of Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, d + 1, field]);
+  }
+  return null;
+}
+
+/** Parses with a zod schema or throws a 400 naming the first bad field, the way OpenAI names params. */
 export function validateBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new GatewayError('invalid_body', 'Request body must be a JSON object');
   }
-  if (depthExceeds(body, MAX_BODY_DEPTH)) {
-    throw new GatewayError('invalid_body', `Request body is nested deeper than ${MAX_BODY_DEPTH} levels`);
+  const deep = tooDeepField(body, MAX_BODY_DEPTH);
+  if (deep !== null) {
+    const param = paramName([deep]);
+    throw new GatewayError('invalid_body', `${param}: nested deeper than ${MAX_BODY_DEPTH} levels`, { param });
   }
   const r = schema.safeParse(body);
   if (r.success) return r.data;

@@ -7,15 +7,16 @@ export interface HttpResponse {
 }
 
 /**
- * Any request over node:http with the body sent exactly as given (a string is
- * sent raw, anything else as JSON), with an explicit content-length.
+ * Any request over node:http with the body sent exactly as given (a string or
+ * Buffer is sent raw, anything else as JSON), with an explicit content-length.
  */
 export function send(
   url: string,
   opts: { method?: string; headers?: Record<string, string>; body?: unknown } = {},
 ): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
-    const data = opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+    const raw = typeof opts.body === 'string' || Buffer.isBuffer(opts.body);
+    const data = opts.body === undefined ? undefined : raw ? (opts.body as string | Buffer) : JSON.stringify(opts.body);
     const headers: Record<string, string> = { ...opts.headers };
     if (data !== undefined) headers['content-length'] = String(Buffer.byteLength(data));
     const req = request(url, { method: opts.method ?? (data === undefined ? 'GET' : 'POST'), headers }, (res) => {
