@@ -15,7 +15,6 @@ import { registerRateLimit } from './plugins/rate-limit.js';
 import { registerRequestSummary } from './plugins/request-summary.js';
 import type { CircuitState } from './relay/circuit-breaker.js';
 import { Relay } from './relay/relay.js';
-import { watchReaders } from './relay/reader-grace.js';
 import { StreamSlots } from './relay/stream-slots.js';
 import { Takeover } from './relay/takeover.js';
 import { MemoryBudgetStore, RedisBudgetStore, TokenBudget, tokensUsed } from './relay/token-budget.js';
@@ -91,9 +90,9 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
     maxBytes: config.streamStoreMaxBytes,
   });
   const slots = new StreamSlots(config.maxConcurrentStreams);
-  const relay = new Relay({ config, store, slots, secrets: upstreamSecrets(config) });
   const redis = config.redisUrl ? await connectRedis(config, app.log, deps.redisNamespace ?? 'sse-gw:', reqPrefix.slice(0, -1)) : null;
   const streams = new StreamDirectory(store, redis);
+  const relay = new Relay({ config, store, streams, slots, secrets: upstreamSecrets(config) });
   if (redis) {
     redis.onAbortRequest = (id) => relay.abort(id);
     redis.onLeaseLost = (id) => relay.abandon(id);
@@ -103,7 +102,6 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
       redis,
       catalog,
       log: app.log,
-      onResumed: (gen) => watchReaders(gen, config.streamResumeGraceMs, 'no_reader', (id) => streams.remoteReaders(id)),
     });
     redis.onOrphan = (id) => {
       // A draining replica would only have to hand it over again: leave it to another.
@@ -143,7 +141,7 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
     registerAuth(v1, config.gatewayApiKeys);
     const unknownReads = await registerRateLimit(v1, config, redis ? { redis: redis.client, nameSpace: `${redis.namespace}rl:` } : undefined);
     await v1.register(modelsRoutes, { catalog });
-    await v1.register(chatCompletionsRoutes, { config, relay, catalog, streams, budget });
+    await v1.register(chatCompletionsRoutes, { config, relay, catalog, budget });
     await v1.register(streamsRoutes, { config, relay, catalog, streams, budget, unknownReads });
   });
 

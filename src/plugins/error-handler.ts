@@ -32,7 +32,8 @@ export function registerErrorHandler(app: FastifyInstance): void {
     const e = toGatewayError(err);
     if (request.summary) request.summary.errorCode = e.code;
     if (e.status >= 500 && e.code === 'internal_error') request.log.error({ err }, 'unhandled error');
-    reply.code(e.status).headers(e.headers).send(e.toBody());
+    const apiBody = request.routeOptions.config?.errorBody;
+    reply.code(e.status).headers(e.headers).send(apiBody ? apiBody(e) : e.toBody());
   });
   app.setNotFoundHandler((request, reply) => {
     const e = new GatewayError('route_not_found', `No route ${request.method} ${request.url.split('?')[0]}`);

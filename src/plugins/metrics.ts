@@ -61,7 +61,7 @@ const MAX_MODEL_LABELS = 500;
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly requests: Counter<'route' | 'method' | 'status' | 'outcome'>;
+  private readonly requests: Counter<'api' | 'route' | 'method' | 'status' | 'outcome'>;
   private readonly ttft: Histogram<'model'>;
   private readonly duration: Histogram<'model' | 'outcome'>;
   private readonly tokens: Counter<'model' | 'direction'>;
@@ -79,8 +79,8 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
     this.requests = new Counter({
       name: 'gateway_requests_total',
-      help: 'Requests answered, by route pattern (or "unmatched"), method, status and outcome.',
-      labelNames: ['route', 'method', 'status', 'outcome'],
+      help: 'Requests answered, by client API (chat, responses, messages, or "none"), route pattern (or "unmatched"), method, status and outcome.',
+      labelNames: ['api', 'route', 'method', 'status', 'outcome'],
       registers,
     });
     this.ttft = new Histogram({
@@ -207,6 +207,7 @@ export class Metrics {
   /** request-summary observer: one call per request, after its line is logged. */
   readonly onRequest = (line: SummaryLine, summary: RequestSummary, route: string | undefined): void => {
     this.requests.inc({
+      api: summary.api ?? 'none',
       route: route ?? 'unmatched',
       method: METHODS.has(line.method) ? line.method : 'other',
       status: String(line.status),

@@ -1,14 +1,28 @@
 import { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
-import type { ErrorCode } from '../errors.js';
+import type { ErrorCode, GatewayError } from '../errors.js';
 import type { AttemptRecord } from '../relay/failover.js';
 import type { Generation, Outcome } from '../relay/generation.js';
 import type { Usage } from '../streams/stream-log.js';
 
+/** The client APIs the gateway speaks. */
+export type Api = 'chat' | 'responses' | 'messages';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Which API a route speaks: named in its log line and metrics. */
+    api?: Api;
+    /** The API's own error body for an error answered before any stream (default: OpenAI's shape). */
+    errorBody?: (err: GatewayError) => unknown;
+  }
+}
+
 /** What the one log line per request says about it; filled in along the request path. */
 export class RequestSummary {
   readonly startedAt = performance.now();
+  /** The client API the route speaks (route config `api`); null for routes outside the three. */
+  api: Api | null = null;
   /** Hash-derived id of the client key ("anonymous" without auth): safe to log. */
   keyId = 'anonymous';
   /** Whom limits count against: the key id, or the IP without auth. */
@@ -60,6 +74,7 @@ export function registerRequestSummary(
     const summary = new RequestSummary();
     summary.limitKey = request.ip;
     request.summary = summary;
+    summary.api = request.routeOptions.config.api ?? null;
     reply.header('x-request-id', request.id);
     reply.raw.once('close', () => {
       const res = reply.raw;
@@ -69,6 +84,7 @@ export function registerRequestSummary(
         reqId: request.id,
         method: request.method,
         url: request.url,
+        api: summary.api ?? undefined,
         key_id: summary.keyId,
         model: summary.model,
         upstream: gen?.upstream ?? summary.upstream,

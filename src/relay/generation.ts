@@ -1,11 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import { GatewayAbort, GatewayError, fromUpstreamFailure, type AbortReason } from '../errors.js';
 import type { ChatRequest } from '../schema/chat-request.js';
-import type { StreamLog, Usage } from '../streams/stream-log.js';
+import type { StreamEnd, StreamLog, Usage } from '../streams/stream-log.js';
 import { dataFrames } from '../sse/frame.js';
 import type { Target } from '../upstream/catalog.js';
 import { NO_FIELDS, chunkFields } from '../upstream/chunk-fields.js';
 import { UpstreamError } from '../upstream/types.js';
+import type { StreamEncoder } from '../dialects/types.js';
 import type { AttemptRecord, FailurePolicy } from './failover.js';
 
 export type Outcome = 'completed' | 'client_aborted' | 'upstream_error' | 'rejected';
@@ -28,6 +29,11 @@ export interface GenerationOptions {
   secrets: readonly string[];
   /** performance.now() at request arrival, for TTFT. */
   startedAt: number;
+  /**
+   * Another API's events (Responses, Messages) instead of chat chunks: its
+   * opening and closing events go into the log too, so a replay is the whole stream.
+   */
+  encoder?: StreamEncoder;
   /** The log keeps every event for resume; past this many the generation is stopped. */
   maxEvents?: number;
   now?: () => number;
@@ -53,6 +59,8 @@ export class Generation {
   /** Runs once, when the log has ended (any way). */
   onFinished: (() => void) | null = null;
   private iterator: AsyncIterator<string[]> | null = null;
+  /** The encoder's opening events are in the log. */
+  private opened = false;
   private readonly now: () => number;
 
   constructor(private readonly opts: GenerationOptions) {
@@ -101,6 +109,7 @@ export class Generation {
       this.upstream = won.target.upstream.name;
       this.iterator = won.value.iterator;
       this.ttftMs = performance.now() - o.startedAt;
+      this.opening();
       if (!won.value.first.done) this.accept(won.value.first.value);
     } catch (e) {
       // The failure policy already aborted every failed attempt's upstream request.
@@ -161,7 +170,7 @@ export class Generation {
       // closes without it (or has none, like the in-process mock) and without a finish_reason was cut off.
       if (this.finishReason === null && !ended) throw new UpstreamError(502, 'the upstream ended the stream before it finished', this.upstream ?? 'upstream');
       this.outcome = 'completed';
-      log.finish({ kind: 'done', finish_reason: this.finishReason, usage: this.usage }, this.now());
+      this.finish({ kind: 'done', finish_reason: this.finishReason, usage: this.usage });
     } catch (e) {
       this.endWith(signal.aborted ? signal.reason : e);
       this.abort('upstream_timeout');
@@ -177,12 +186,35 @@ export class Generation {
   private endWith(cause: unknown): void {
     if (cause instanceof GatewayAbort) {
       this.outcome = cause.reason === 'client_disconnected' ? 'client_aborted' : 'upstream_error';
-      this.opts.log.finish({ kind: 'error', type: cause.reason, message: abortMessage(cause.reason) }, this.now());
+      this.finish({ kind: 'error', type: cause.reason, message: abortMessage(cause.reason) });
       return;
     }
     this.outcome = 'upstream_error';
     this.error = fromUpstreamFailure(cause, this.opts.secrets);
-    this.opts.log.finish({ kind: 'error', type: 'upstream_error', code: this.error.code, message: this.error.message }, this.now());
+    this.finish({ kind: 'error', type: 'upstream_error', code: this.error.code, message: this.error.message });
+  }
+
+  /** The encoder's opening events, once, before the first chunk's (or the closing ones of a stream that never opened). */
+  private opening(): void {
+    const encoder = this.opts.encoder;
+    if (!encoder || this.opened) return;
+    this.opened = true;
+    const log = this.opts.log;
+    const open = encoder.open(log.lastId + 1);
+    if (open.count > 0) log.appendFramed(Buffer.from(open.text), open.count);
+  }
+
+  /** Ends the log; an encoder's closing events go into it first, and the end then says they are there. */
+  private finish(end: StreamEnd): void {
+    const log = this.opts.log;
+    const encoder = this.opts.encoder;
+    if (encoder && !log.end && !log.handedOver) {
+      this.opening();
+      const close = encoder.close(end, log.lastId + 1);
+      if (close.count > 0) log.appendFramed(Buffer.from(close.text), close.count);
+      end = { ...end, framed: true };
+    }
+    log.finish(end, this.now());
   }
 
   /**
@@ -209,9 +241,17 @@ export class Generation {
       }
       kept?.push(batch[i]!);
     }
-    if (kept !== null) batch = kept;
-    this.chunks += batch.length;
-    if (batch.length > 0) log.appendFramed(Buffer.from(dataFrames(log.lastId + 1, batch)), batch.length);
+    const encoder = this.opts.encoder;
+    if (encoder) {
+      // The encoder sees every chunk, the usage one too: its closing event reports usage in its own shape.
+      this.chunks += batch.length;
+      const out = encoder.batch(batch, log.lastId + 1);
+      if (out.count > 0) log.appendFramed(Buffer.from(out.text), out.count);
+    } else {
+      if (kept !== null) batch = kept;
+      this.chunks += batch.length;
+      if (batch.length > 0) log.appendFramed(Buffer.from(dataFrames(log.lastId + 1, batch)), batch.length);
+    }
     if (this.opts.maxEvents !== undefined && log.lastId >= this.opts.maxEvents) this.abort('stream_too_long');
   }
 }

@@ -1,29 +1,57 @@
 import { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
-import { GatewayAbort, fromUpstreamFailure } from '../errors.js';
+import type { StreamEncoder } from '../dialects/types.js';
+import { GatewayAbort, fromUpstreamFailure, type AbortReason } from '../errors.js';
 import type { ChatRequest } from '../schema/chat-request.js';
 import { HeartbeatTicker } from '../sse/heartbeat.js';
 import { SseWriter, type SseStyle } from '../sse/writer.js';
+import type { StreamDirectory } from '../streams/directory.js';
 import type { MemoryStreamStore } from '../streams/memory-store.js';
 import type { ReadableLog, StreamLog } from '../streams/stream-log.js';
 import type { Target } from '../upstream/catalog.js';
 import { FailurePolicy, type AttemptRecord } from './failover.js';
 import { Generation } from './generation.js';
+import { watchReaders } from './reader-grace.js';
 import type { StreamSlots } from './stream-slots.js';
 
 export interface RelayDeps {
   config: Config;
   store: MemoryStreamStore;
+  /** Where streams are published for other replicas (Redis) and their readers counted. */
+  streams: StreamDirectory;
   slots: StreamSlots;
   secrets: readonly string[];
 }
 
+/** What to generate: the route's validated, translated request. */
+export interface StreamPlan {
+  /** Where the model is served, in priority order. */
+  targets: readonly Target[];
+  body: ChatRequest;
+  /** Who pays and owns it: the key id (or IP without auth). */
+  keyId: string;
+  /** performance.now() at the request's arrival. */
+  startedAt: number;
+  /** Another API's events instead of chat chunks, given the stream's id. */
+  encoder?: (streamId: string) => StreamEncoder;
+}
+
+/** How a streaming POST's own client reads it, and how long the generation waits for a reader that left. */
+export interface StreamWire {
+  style: SseStyle;
+  graceMs: number;
+  /** The error a generation stopped for want of a reader ends with. */
+  noReader: AbortReason;
+  headers?: Record<string, string>;
+}
+
 /**
- * The one relay both streaming routes share: upstream batches → stream log
- * (ids) → SSE writer. Routes decide who reads and what ends a stream; they
- * never frame SSE or talk to an upstream themselves.
+ * The one owner of a stream's life, for every streaming route: upstream
+ * batches → stream log (ids) → SSE writer, with who may read it and when it
+ * stops for want of readers. A route validates, translates and hands over
+ * (streamTo, launch, serve); it never frames SSE or talks to an upstream.
  */
 export class Relay {
   private readonly active = new Set<Generation>();
@@ -66,17 +94,50 @@ export class Relay {
     gen.abort('shutdown');
   }
 
-  /** A generation not started yet (takes a concurrency slot: 429 when none is free). */
-  prepare(targets: readonly Target[], body: ChatRequest, keyId: string, startedAt: number): Generation {
-    return this.create(targets, body, keyId, startedAt);
+  /**
+   * A streaming POST: the generation's first batch before the 200 (a failure
+   * before it keeps its real status: 429, 502, 504…), then the stream to this
+   * client, resumable on GET /v1/streams/<X-Stream-Id> on any replica.
+   */
+  async streamTo(request: FastifyRequest, reply: FastifyReply, plan: StreamPlan, wire: StreamWire): Promise<Generation> {
+    const gen = this.create(plan);
+    request.summary.generation = gen;
+    await this.start(gen, reply);
+    watchReaders(gen, wire.graceMs, wire.noReader, this.remoteReaders);
+    void this.deps.streams.publish(gen.log, this.takeoverRequest(plan, gen));
+    this.serve(reply, gen.log, { style: wire.style, afterId: 0, headers: { 'x-stream-id': gen.log.id, ...wire.headers } });
+    return gen;
   }
 
   /**
-   * Starts a generation and waits for its first batch. Throws a GatewayError
-   * (502/504 upstream…) while nothing has been committed yet.
+   * A generation nobody waits for (POST /v1/streams, background responses):
+   * failures, even before the first byte, end its log with an error event for
+   * readers; with no reader for STREAM_RESUME_GRACE_MS it stops. Resolves once
+   * other replicas can find it.
    */
+  async launch(request: FastifyRequest, plan: StreamPlan): Promise<Generation> {
+    const gen = this.create(plan);
+    request.summary.generation = gen;
+    this.resumable.add(gen);
+    void gen.run();
+    // Nobody reads yet: the grace period starts now, and a reader arriving in time stops it.
+    watchReaders(gen, this.deps.config.streamResumeGraceMs, 'no_reader', this.remoteReaders);
+    await this.deps.streams.publish(gen.log, this.takeoverRequest(plan, gen));
+    return gen;
+  }
 
-  async start(gen: Generation, reply: FastifyReply): Promise<Generation> {
+  /**
+   * What another replica needs to finish the stream if this one dies: the chat request. None for
+   * another API's stream (its encoder's state would be lost): a takeover ends it with generation_lost.
+   */
+  private takeoverRequest(plan: StreamPlan, gen: Generation): object | null {
+    return plan.encoder ? null : gen.body;
+  }
+
+  private readonly remoteReaders = (id: string): Promise<number> => this.deps.streams.remoteReaders(id);
+
+  /** Waits for a generation's first batch; throws a GatewayError while nothing has been committed yet. */
+  private async start(gen: Generation, reply: FastifyReply): Promise<void> {
     // Until serve() takes over, a client that leaves must still stop the upstream.
     const onClose = () => gen.abort('client_disconnected');
     reply.raw.once('close', onClose);
@@ -90,18 +151,6 @@ export class Relay {
       reply.raw.off('close', onClose);
     }
     void gen.pump();
-    return gen;
-  }
-
-  /**
-   * Starts a generation nobody waits for (POST /v1/streams): failures, even
-   * before the first byte, end its log with an error event for readers.
-   */
-  launch(targets: readonly Target[], body: ChatRequest, keyId: string, startedAt: number): Generation {
-    const gen = this.create(targets, body, keyId, startedAt);
-    this.resumable.add(gen);
-    void gen.run();
-    return gen;
   }
 
   /**
@@ -109,9 +158,10 @@ export class Relay {
    * holds what it had logged, and `targets` are wrapped to continue that answer.
    */
   resume(targets: readonly Target[], body: ChatRequest, log: StreamLog): Generation {
-    const gen = this.create(targets, body, log.ownerKeyId, performance.now(), log);
+    const gen = this.create({ targets, body, keyId: log.ownerKeyId, startedAt: performance.now() }, log);
     this.resumable.add(gen);
     void gen.run();
+    watchReaders(gen, this.deps.config.streamResumeGraceMs, 'no_reader', this.remoteReaders);
     return gen;
   }
 
@@ -131,14 +181,17 @@ export class Relay {
     return false;
   }
 
-  private create(targets: readonly Target[], body: ChatRequest, keyId: string, startedAt: number, adopted?: StreamLog): Generation {
+  /** A generation not started yet (takes a concurrency slot: 429 when none is free). */
+  private create(plan: StreamPlan, adopted?: StreamLog): Generation {
     const config = this.deps.config;
+    const { targets, body, keyId, startedAt } = plan;
     const release = this.deps.slots.acquire(keyId);
     const log = adopted ?? this.deps.store.create(keyId);
     const gen = new Generation({
       targets,
       body,
       log,
+      ...(plan.encoder ? { encoder: plan.encoder(log.id) } : {}),
       failure: this.failure,
       firstByteTimeoutMs: config.upstreamTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs,

@@ -6,7 +6,7 @@ import { decodeMessage, type RedisStreams } from '../streams/redis-streams.js';
 import type { StreamLog } from '../streams/stream-log.js';
 import type { ModelCatalog, Target } from '../upstream/catalog.js';
 import type { ChatUpstream } from '../upstream/types.js';
-import { abortMessage, type Generation } from './generation.js';
+import { abortMessage } from './generation.js';
 import type { Relay } from './relay.js';
 
 export interface TakeoverDeps {
@@ -15,8 +15,6 @@ export interface TakeoverDeps {
   redis: RedisStreams;
   catalog: ModelCatalog;
   log: FastifyBaseLogger;
-  /** Set up the new generation like a POST /v1/streams one (reader grace). */
-  onResumed: (gen: Generation) => void;
 }
 
 /** What the dead replica's events say about the answer so far. */
@@ -78,7 +76,7 @@ export class Takeover {
       return;
     }
     try {
-      this.deps.onResumed(this.deps.relay.resume(targets, continuationOf(request, partial), stream));
+      this.deps.relay.resume(targets, continuationOf(request, partial), stream);
       log.info({ stream_id: id, from_event: stream.lastId + 1 }, 'stream taken over');
     } catch (e) {
       if (e instanceof GatewayError && e.code === 'too_many_streams') {

@@ -1,27 +1,24 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Config } from '../config.js';
 import type { Relay } from '../relay/relay.js';
-import { watchReaders } from '../relay/reader-grace.js';
 import { tokensUsed, type TokenBudget } from '../relay/token-budget.js';
 import { promptChars } from '../schema/chat-request.js';
 import { chatIntake } from './chat-intake.js';
 import type { Usage } from '../streams/stream-log.js';
-import type { StreamDirectory } from '../streams/directory.js';
 import type { ModelCatalog } from '../upstream/catalog.js';
 
 export interface ChatRouteOptions {
   config: Config;
   relay: Relay;
   catalog: ModelCatalog;
-  streams: StreamDirectory;
   budget: TokenBudget;
 }
 
 /** POST /v1/chat/completions: OpenAI-compatible, JSON or SSE. */
-export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async (app, { config, relay, catalog, streams, budget }) => {
+export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async (app, { config, relay, catalog, budget }) => {
   const intake = chatIntake(config, catalog, budget);
 
-  app.post('/v1/chat/completions', async (request, reply) => {
+  app.post('/v1/chat/completions', { config: { api: 'chat' } }, async (request, reply) => {
     const summary = request.summary;
     const { body, targets } = await intake(request);
 
@@ -34,13 +31,13 @@ export const chatCompletionsRoutes: FastifyPluginAsync<ChatRouteOptions> = async
       return completion;
     }
 
-    summary.generation = relay.prepare(targets, body, summary.limitKey, summary.startedAt);
-    const gen = await relay.start(summary.generation, reply);
-    // CHAT_RESUME_GRACE_MS=0: the upstream is aborted the moment the client leaves.
-    watchReaders(gen, config.chatResumeGraceMs, 'client_disconnected', (id) => streams.remoteReaders(id));
-    // Resumable on GET /v1/streams/<X-Stream-Id>, on this replica or (with Redis) another.
-    void streams.publish(gen.log, gen.body);
-    relay.serve(reply, gen.log, { style: 'openai', afterId: 0, headers: { 'x-stream-id': gen.log.id } });
+    await relay.streamTo(
+      request,
+      reply,
+      { targets, body, keyId: summary.limitKey, startedAt: summary.startedAt },
+      // CHAT_RESUME_GRACE_MS=0: the upstream is aborted the moment the client leaves.
+      { style: 'openai', graceMs: config.chatResumeGraceMs, noReader: 'client_disconnected' },
+    );
     return reply;
   });
 };

@@ -2,7 +2,6 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Config } from '../config.js';
 import { GatewayError } from '../errors.js';
 import type { UnknownStreamReads } from '../plugins/rate-limit.js';
-import { watchReaders } from '../relay/reader-grace.js';
 import type { Relay } from '../relay/relay.js';
 import { StreamSlots } from '../relay/stream-slots.js';
 import type { TokenBudget } from '../relay/token-budget.js';
@@ -38,14 +37,10 @@ export const streamsRoutes: FastifyPluginAsync<StreamsRouteOptions> = async (app
   const intake = chatIntake(config, catalog, budget);
   const readers = new StreamSlots(MAX_READERS_PER_STREAM, `Too many readers of this stream: at most ${MAX_READERS_PER_STREAM} at once`);
 
-  app.post('/v1/streams', async (request, reply) => {
+  app.post('/v1/streams', { config: { api: 'chat' } }, async (request, reply) => {
     const summary = request.summary;
     const { body, targets } = await intake(request);
-    const gen = relay.launch(targets, { ...body, stream: true }, summary.limitKey, summary.startedAt);
-    summary.generation = gen;
-    // Nobody reads yet: the grace period starts now, and a reader arriving in time stops it.
-    watchReaders(gen, config.streamResumeGraceMs, 'no_reader', (id) => streams.remoteReaders(id));
-    await streams.publish(gen.log, gen.body);
+    const gen = await relay.launch(request, { targets, body: { ...body, stream: true }, keyId: summary.limitKey, startedAt: summary.startedAt });
     const url = `/v1/streams/${gen.log.id}`;
     return reply.code(201).header('location', url).send({ id: gen.log.id, url });
   });

@@ -9,14 +9,39 @@ import type { Beating, HeartbeatTicker } from './heartbeat.js';
  * How a stream ends on the wire. `openai`: `data: [DONE]`, or a data event
  * holding `{"error": …}` (what OpenAI's own clients expect). `eventsource`:
  * a named `done` or `error` event with an id (what EventSource readers want).
+ * Another API brings its own (see dialects/): its closing events are usually
+ * in the log already (`end.framed`).
  */
-export type SseStyle = 'openai' | 'eventsource';
+export type SseStyle = 'openai' | 'eventsource' | WireEnd;
 
-const MOVED_EVENTSOURCE = ': this replica is stopping; reconnect to resume\n\n';
-const MOVED_OPENAI = `data: ${streamErrorPayload({
-  type: 'shutdown',
-  message: 'the gateway is shutting down; resume on GET /v1/streams/<X-Stream-Id> with the last event id',
-})}\n\n`;
+export interface WireEnd {
+  /** The last bytes of the response for this end; '' when the log held them. */
+  end(end: StreamEnd, id: number): string;
+  /** Ends a response whose stream goes on at another replica. */
+  readonly moved: string;
+}
+
+const OPENAI: WireEnd = {
+  end: (end, id) => (end.kind === 'done' ? DONE_FRAME : dataFrame(id, streamErrorPayload(end))),
+  // An OpenAI client does not reconnect by itself: an error event without an id (it is not one of
+  // the stream's events) names how to resume.
+  moved: `data: ${streamErrorPayload({
+    type: 'shutdown',
+    message: 'the gateway is shutting down; resume on GET /v1/streams/<X-Stream-Id> with the last event id',
+  })}\n\n`,
+};
+
+const EVENTSOURCE: WireEnd = {
+  // Another API's stream read on GET /v1/streams/:id (Messages, Responses) ends with its own events.
+  end: (end, id) =>
+    end.framed
+      ? ''
+      : end.kind === 'done'
+      ? namedFrame('done', id, JSON.stringify({ finish_reason: end.finish_reason, usage: end.usage }))
+      : namedFrame('error', id, streamErrorPayload(end)),
+  // EventSource reconnects by itself with its last id.
+  moved: ': this replica is stopping; reconnect to resume\n\n',
+};
 
 /**
  * Writes a stream log to one client connection: one `write()` per upstream
@@ -34,14 +59,16 @@ export class SseWriter implements LogReader, Beating {
   onEnded: (() => void) | null = null;
 
   private stallTimer: NodeJS.Timeout | null = null;
+  private readonly wire: WireEnd;
 
   constructor(
     private readonly res: ServerResponse,
-    private readonly style: SseStyle,
+    style: SseStyle,
     private readonly heartbeat: HeartbeatTicker,
     /** A client that leaves its socket full this long is dropped (its generation then stops or waits for a reader). */
     private readonly stallTimeoutMs = 30_000,
   ) {
+    this.wire = style === 'openai' ? OPENAI : style === 'eventsource' ? EVENTSOURCE : style;
     res.once('close', this.onClose);
   }
 
@@ -94,18 +121,12 @@ export class SseWriter implements LogReader, Beating {
 
   onEnd(end: StreamEnd, id: number): void {
     if (this.ended) return;
-    let frame: string;
-    if (this.style === 'openai') frame = end.kind === 'done' ? DONE_FRAME : dataFrame(id, streamErrorPayload(end));
-    else if (end.kind === 'done') frame = namedFrame('done', id, JSON.stringify({ finish_reason: end.finish_reason, usage: end.usage }));
-    else frame = namedFrame('error', id, streamErrorPayload(end));
-    this.finish(frame);
+    this.finish(this.wire.end(end, id));
   }
 
   /** The stream goes on at another replica: end this response without a final event, so the client reconnects there. */
   onMoved(): void {
-    // EventSource reconnects by itself with its last id. An OpenAI client does not: it gets an error
-    // event without an id (it is not one of the stream's events), naming how to resume.
-    this.finish(this.style === 'openai' ? MOVED_OPENAI : MOVED_EVENTSOURCE);
+    this.finish(this.wire.moved);
   }
 
   /** Writes the last frame, unless the client is gone already; onEnded runs either way (a remote log must be released). */

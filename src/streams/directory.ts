@@ -7,7 +7,7 @@ import type { ReadableLog, StreamLog } from './stream-log.js';
  * resumes there. Without Redis it is the local store alone.
  */
 export interface SharedStreams {
-  publish(log: StreamLog, request: string): Promise<void>;
+  publish(log: StreamLog, request: string | null): Promise<void>;
   open(id: string): Promise<ReadableLog | null>;
   owner(id: string): Promise<string | null>;
   readers(id: string): Promise<number>;
@@ -25,8 +25,8 @@ export class StreamDirectory {
    * Makes a local log visible to other replicas (no-op without Redis); resolves once it is.
    * The request is kept with it, so another replica can finish the generation if this one dies.
    */
-  async publish(log: StreamLog, request: object): Promise<void> {
-    await this.shared?.publish(log, JSON.stringify(request));
+  async publish(log: StreamLog, request: object | null): Promise<void> {
+    await this.shared?.publish(log, request === null ? null : JSON.stringify(request));
   }
 
   async open(id: string): Promise<ReadableLog | null> {

@@ -7,9 +7,13 @@ export interface Usage {
 }
 
 /** How a generation ended. The final event carries the id after the last data event. */
-export type StreamEnd =
+export type StreamEnd = (
   | { kind: 'done'; finish_reason: string | null; usage: Usage | null }
-  | { kind: 'error'; type: string; code?: string; message: string };
+  | { kind: 'error'; type: string; code?: string; message: string }
+) & {
+  /** The log holds the closing events already (an API whose stream ends in-band): the last data event is the final one. */
+  framed?: true;
+};
 
 /** Someone following a log: an SSE writer on a client connection. */
 export interface LogReader {
@@ -74,7 +78,7 @@ export class StreamLog implements ReadableLog {
   }
 
   get finalId(): number {
-    return this.lastId + 1;
+    return this.end?.framed ? this.lastId : this.lastId + 1;
   }
 
   /** Bytes of the framed events held. */
