@@ -14,6 +14,7 @@ import { Metrics } from './plugins/metrics.js';
 import { registerRateLimit } from './plugins/rate-limit.js';
 import { registerRequestSummary } from './plugins/request-summary.js';
 import type { CircuitState } from './relay/circuit-breaker.js';
+import { RedisKeyRecords } from './relay/idempotency-redis.js';
 import { Relay } from './relay/relay.js';
 import { StreamSlots } from './relay/stream-slots.js';
 import { Takeover } from './relay/takeover.js';
@@ -93,7 +94,15 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   const slots = new StreamSlots(config.maxConcurrentStreams);
   const redis = config.redisUrl ? await connectRedis(config, app.log, deps.redisNamespace ?? 'sse-gw:', reqPrefix.slice(0, -1)) : null;
   const streams = new StreamDirectory(store, redis);
-  const relay = new Relay({ config, store, streams, slots, secrets: upstreamSecrets(config) });
+  const relay = new Relay({
+    config,
+    store,
+    streams,
+    slots,
+    secrets: upstreamSecrets(config),
+    // Idempotency-Key records shared by every replica, so a retry may land on any of them.
+    ...(redis ? { keyRecords: new RedisKeyRecords(redis.client, `${redis.namespace}idem:`) } : {}),
+  });
   if (redis) {
     redis.onAbortRequest = (id) => relay.abort(id);
     redis.onLeaseLost = (id) => relay.abandon(id);

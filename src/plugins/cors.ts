@@ -8,7 +8,8 @@ export async function registerCors(app: FastifyInstance, config: Config): Promis
   await app.register(cors, {
     origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,
     methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
-    allowedHeaders: ['Authorization', 'Content-Type', 'Last-Event-ID'],
+    // Last-Event-ID and Idempotency-Key: a retried POST (fetch-event-source) resumes the stream its first try started.
+    allowedHeaders: ['Authorization', 'Content-Type', 'Last-Event-ID', 'Idempotency-Key'],
     exposedHeaders: ['X-Stream-Id', 'X-Request-Id', 'Retry-After', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'],
     maxAge: 600,
   });

@@ -3,9 +3,11 @@ import { performance } from 'node:perf_hooks';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import type { StreamEncoder } from '../dialects/types.js';
-import { GatewayAbort, fromUpstreamFailure, type AbortReason } from '../errors.js';
+import { GatewayAbort, GatewayError, fromUpstreamFailure, type AbortReason } from '../errors.js';
 import type { ChatRequest } from '../schema/chat-request.js';
+import { SSE_HEADERS } from '../sse/frame.js';
 import { HeartbeatTicker } from '../sse/heartbeat.js';
+import { lastEventId } from '../sse/last-event-id.js';
 import { SseWriter, type SseStyle } from '../sse/writer.js';
 import type { StreamDirectory } from '../streams/directory.js';
 import type { MemoryStreamStore } from '../streams/memory-store.js';
@@ -13,6 +15,7 @@ import type { ReadableLog, StreamLog } from '../streams/stream-log.js';
 import type { Target } from '../upstream/catalog.js';
 import { FailurePolicy, type AttemptRecord } from './failover.js';
 import { Generation } from './generation.js';
+import { IdempotencyKeys, MemoryKeyRecords, idempotencyKeyOf, requestFingerprint, type KeyRecords, type Reservation } from './idempotency.js';
 import { watchReaders } from './reader-grace.js';
 import type { StreamSlots } from './stream-slots.js';
 
@@ -23,6 +26,8 @@ export interface RelayDeps {
   streams: StreamDirectory;
   slots: StreamSlots;
   secrets: readonly string[];
+  /** Where Idempotency-Key records live; in-process by default, Redis to share them across replicas. */
+  keyRecords?: KeyRecords;
 }
 
 /** What to generate: the route's validated, translated request. */
@@ -36,6 +41,11 @@ export interface StreamPlan {
   startedAt: number;
   /** Another API's events instead of chat chunks, given the stream's id. */
   encoder?: (streamId: string) => StreamEncoder;
+}
+
+/** What launchOrAttach() started, or found an earlier POST with the same Idempotency-Key had started: its log's id names it. */
+export interface LaunchedStream {
+  readonly log: { readonly id: string };
 }
 
 /** How a streaming POST's own client reads it, and how long the generation waits for a reader that left. */
@@ -59,12 +69,21 @@ export class Relay {
   private readonly resumable = new WeakSet<Generation>();
   private readonly heartbeat: HeartbeatTicker;
   readonly failure: FailurePolicy;
+  /** Retried POSTs: Idempotency-Key → the stream the first one started. */
+  private readonly keys: IdempotencyKeys;
   /** Called once per generation when its log has ended (metrics, token budgets). */
   readonly finished: ((gen: Generation) => void)[] = [];
 
   constructor(private readonly deps: RelayDeps) {
     this.heartbeat = new HeartbeatTicker(deps.config.heartbeatMs);
     this.failure = new FailurePolicy(deps.config.failover);
+    const { config } = deps;
+    this.keys = new IdempotencyKeys(deps.keyRecords ?? new MemoryKeyRecords(config.limits.maxStreams), {
+      // A record lasts as long as its stream can be read: the longest run, then the retention after it.
+      ttlMs: config.maxDurationMs + config.limits.streamTtlMs,
+      // A duplicate waits for the first POST's first byte at most as long as that POST itself may.
+      waitMs: config.upstreamTimeoutMs + 1000,
+    });
   }
 
   close(): void {
@@ -98,31 +117,118 @@ export class Relay {
    * A streaming POST: the generation's first batch before the 200 (a failure
    * before it keeps its real status: 429, 502, 504…), then the stream to this
    * client, resumable on GET /v1/streams/<X-Stream-Id> on any replica.
+   * With an `Idempotency-Key` the caller already used, it attaches to the
+   * stream that POST started instead (after `Last-Event-ID`), and resolves null.
    */
-  async streamTo(request: FastifyRequest, reply: FastifyReply, plan: StreamPlan, wire: StreamWire): Promise<Generation> {
-    const gen = this.create(plan);
-    request.summary.generation = gen;
-    await this.start(gen, reply);
+  async streamTo(request: FastifyRequest, reply: FastifyReply, plan: StreamPlan, wire: StreamWire): Promise<Generation | null> {
+    const key = idempotencyKeyOf(request);
+    if (key === null) return this.stream(request, reply, plan, wire, null);
+    const afterId = lastEventId(request.headers['last-event-id']);
+    // Claimed before any await: a duplicate racing this one finds the key taken.
+    const claim = await this.keys.claim(request.summary.limitKey, key, requestFingerprint(request), this.exists);
+    if (claim.attached) {
+      await this.attach(reply, claim.id, wire, afterId);
+      return null;
+    }
+    // Its client said it will come back: the generation waits for it as a /v1/streams one does.
+    return this.stream(request, reply, plan, { ...wire, graceMs: this.deps.config.streamResumeGraceMs, noReader: 'no_reader' }, claim);
+  }
+
+  private async stream(request: FastifyRequest, reply: FastifyReply, plan: StreamPlan, wire: StreamWire, claim: Reservation | null): Promise<Generation> {
+    let gen: Generation;
+    try {
+      gen = this.create(plan, undefined, claim?.id);
+      request.summary.generation = gen;
+      await this.start(gen, reply);
+    } catch (e) {
+      // Nothing was streamed: the key does not stay on a failure, a retry starts anew.
+      void claim?.release();
+      throw e;
+    }
     watchReaders(gen, wire.graceMs, wire.noReader, this.remoteReaders);
-    void this.deps.streams.publish(gen.log, this.takeoverRequest(plan, gen));
+    const published = this.deps.streams.publish(gen.log, this.takeoverRequest(plan, gen));
+    // Live once other replicas can find it too, so a retry landing there attaches rather than starting over.
+    if (claim) void published.then(() => claim.live(), () => claim.live());
+    if (clientGone(reply)) {
+      // It left while the key was being claimed (or the answer opened): a reader that is not there
+      // would hold the generation back forever. Without a grace period, nobody will come back.
+      if (wire.graceMs === 0) gen.abort(wire.noReader);
+      reply.hijack();
+      return gen;
+    }
     this.serve(reply, gen.log, { style: wire.style, afterId: 0, headers: { 'x-stream-id': gen.log.id, ...wire.headers } });
     return gen;
   }
+
+  /** A retry's answer: the stream an earlier POST started, from `afterId` on, in this route's wire style. */
+  private async attach(reply: FastifyReply, id: string, wire: StreamWire, afterId: number): Promise<void> {
+    const log = await this.deps.streams.open(id);
+    if (!log) throw new GatewayError('stream_not_found', 'The stream of this Idempotency-Key has just expired; retry to start anew', { param: 'Idempotency-Key' });
+    const last = log.end ? log.finalId : log.lastId;
+    if (afterId > last) {
+      log.release();
+      throw new GatewayError('invalid_body', `Last-Event-ID ${afterId} is ahead of the stream (last id ${last})`, { param: 'Last-Event-ID' });
+    }
+    if (clientGone(reply)) {
+      log.release();
+      reply.hijack();
+      return;
+    }
+    if (log.end && afterId >= log.finalId) {
+      log.release();
+      // It has every event already. An empty stream, not GET's 204: a POST's client reads a body,
+      // and fetch-event-source retries anything that is not an event stream.
+      reply.headers({ ...SSE_HEADERS, 'x-stream-id': id, ...wire.headers }).send('');
+      return;
+    }
+    const done = () => log.release();
+    this.serve(reply, log, { style: wire.style, afterId, headers: { 'x-stream-id': id, ...wire.headers }, onClientGone: done, onEnd: done });
+  }
+
+  private readonly exists = async (id: string): Promise<boolean> => (await this.deps.streams.owner(id)) !== null;
 
   /**
    * A generation nobody waits for (POST /v1/streams, background responses):
    * failures, even before the first byte, end its log with an error event for
    * readers; with no reader for STREAM_RESUME_GRACE_MS it stops. Resolves once
-   * other replicas can find it.
+   * other replicas can find it. Always starts one: see launchOrAttach for a
+   * route that honours `Idempotency-Key`.
    */
-  async launch(request: FastifyRequest, plan: StreamPlan): Promise<Generation> {
-    const gen = this.create(plan);
+  launch(request: FastifyRequest, plan: StreamPlan): Promise<Generation> {
+    return this.launchNew(request, plan, null);
+  }
+
+  /**
+   * launch(), unless the caller already sent this `Idempotency-Key` with the
+   * same body: then nothing starts, and it resolves with the stream that POST started.
+   */
+  async launchOrAttach(request: FastifyRequest, plan: StreamPlan): Promise<LaunchedStream> {
+    const key = idempotencyKeyOf(request);
+    if (key === null) return this.launchNew(request, plan, null);
+    // Claimed before any await: a duplicate racing this one finds the key taken.
+    const claim = await this.keys.claim(request.summary.limitKey, key, requestFingerprint(request), this.exists);
+    if (claim.attached) return { log: { id: claim.id } };
+    return this.launchNew(request, plan, claim);
+  }
+
+  private async launchNew(request: FastifyRequest, plan: StreamPlan, claim: Reservation | null): Promise<Generation> {
+    let gen: Generation;
+    try {
+      gen = this.create(plan, undefined, claim?.id);
+    } catch (e) {
+      void claim?.release();
+      throw e;
+    }
     request.summary.generation = gen;
     this.resumable.add(gen);
     void gen.run();
     // Nobody reads yet: the grace period starts now, and a reader arriving in time stops it.
     watchReaders(gen, this.deps.config.streamResumeGraceMs, 'no_reader', this.remoteReaders);
-    await this.deps.streams.publish(gen.log, this.takeoverRequest(plan, gen));
+    try {
+      await this.deps.streams.publish(gen.log, this.takeoverRequest(plan, gen));
+    } finally {
+      await claim?.live();
+    }
     return gen;
   }
 
@@ -182,11 +288,11 @@ export class Relay {
   }
 
   /** A generation not started yet (takes a concurrency slot: 429 when none is free). */
-  private create(plan: StreamPlan, adopted?: StreamLog): Generation {
+  private create(plan: StreamPlan, adopted?: StreamLog, id?: string): Generation {
     const config = this.deps.config;
     const { targets, body, keyId, startedAt } = plan;
     const release = this.deps.slots.acquire(keyId);
-    const log = adopted ?? this.deps.store.create(keyId);
+    const log = adopted ?? this.deps.store.create(keyId, id);
     const gen = new Generation({
       targets,
       body,
@@ -272,4 +378,10 @@ export class Relay {
       reply.raw.off('close', onClose);
     }
   }
+}
+
+/** Whether the client closed its connection already (a response that is not there cannot be written). */
+function clientGone(reply: FastifyReply): boolean {
+  const raw = reply.raw as { destroyed?: boolean; stream?: { destroyed?: boolean } };
+  return raw.destroyed === true || raw.stream?.destroyed === true;
 }

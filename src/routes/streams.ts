@@ -40,7 +40,8 @@ export const streamsRoutes: FastifyPluginAsync<StreamsRouteOptions> = async (app
   app.post('/v1/streams', { config: { api: 'chat' } }, async (request, reply) => {
     const summary = request.summary;
     const { body, targets } = await intake(request);
-    const gen = await relay.launch(request, { targets, body: { ...body, stream: true }, keyId: summary.limitKey, startedAt: summary.startedAt });
+    // A retry with the Idempotency-Key of an earlier POST gets that POST's stream: the same 201.
+    const gen = await relay.launchOrAttach(request, { targets, body: { ...body, stream: true }, keyId: summary.limitKey, startedAt: summary.startedAt });
     const url = `/v1/streams/${gen.log.id}`;
     return reply.code(201).header('location', url).send({ id: gen.log.id, url });
   });
