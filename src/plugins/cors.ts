@@ -9,7 +9,8 @@ export async function registerCors(app: FastifyInstance, config: Config): Promis
     origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,
     methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
     // Last-Event-ID and Idempotency-Key: a retried POST (fetch-event-source) resumes the stream its first try started.
-    allowedHeaders: ['Authorization', 'Content-Type', 'Last-Event-ID', 'Idempotency-Key'],
+    // x-api-key and anthropic-*: what @anthropic-ai/sdk sends from a browser (dangerouslyAllowBrowser).
+    allowedHeaders: ['Authorization', 'Content-Type', 'Last-Event-ID', 'Idempotency-Key', 'x-api-key', 'anthropic-version', 'anthropic-beta'],
     exposedHeaders: ['X-Stream-Id', 'X-Request-Id', 'Retry-After', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'],
     maxAge: 600,
   });

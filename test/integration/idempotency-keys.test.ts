@@ -129,6 +129,7 @@ t.test('CORS preflight allows Idempotency-Key and Last-Event-ID', async (t) => {
   const allowed = String(res.headers['access-control-allow-headers']).toLowerCase().split(/\s*,\s*/);
   t.ok(allowed.includes('idempotency-key'), 'Idempotency-Key allowed');
   t.ok(allowed.includes('last-event-id'), 'Last-Event-ID allowed');
+  for (const h of ['x-api-key', 'anthropic-version', 'anthropic-beta']) t.ok(allowed.includes(h), `${h} allowed (Anthropic's browser client)`);
 });
 
 t.test('a keyed streaming POST keeps generating for STREAM_RESUME_GRACE_MS after its client left', async (t) => {
