@@ -25,6 +25,7 @@ import { chatPageRoutes } from './routes/chat-page.js';
 import { healthRoutes, type GatewayState } from './routes/health.js';
 import { messagesRoutes } from './routes/messages.js';
 import { modelsRoutes } from './routes/models.js';
+import { responsesRoutes } from './routes/responses.js';
 import { streamsRoutes } from './routes/streams.js';
 import { StreamDirectory } from './streams/directory.js';
 import { RedisStreams } from './streams/redis-streams.js';
@@ -152,6 +153,7 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
     const unknownReads = await registerRateLimit(v1, config, redis ? { redis: redis.client, nameSpace: `${redis.namespace}rl:` } : undefined);
     await v1.register(modelsRoutes, { catalog });
     await v1.register(chatCompletionsRoutes, { config, relay, catalog, budget });
+    await v1.register(responsesRoutes, { config, relay, catalog, streams, budget, unknownReads });
     await v1.register(messagesRoutes, { config, relay, catalog, budget });
     await v1.register(streamsRoutes, { config, relay, catalog, streams, budget, unknownReads });
   });

@@ -210,6 +210,20 @@ async function readToEnd(url: string, ...created: string[]): Promise<void> {
   for (const c of created) await (await getStream(url + (JSON.parse(c) as { url: string }).url)).done();
 }
 
+t.test('OpenAI Responses: a keyed streaming retry attaches to the same response stream', async (t) => {
+  const { mock, gw } = await setup(t, { tokensPerSecond: 0 });
+  const body = { model: 'mock-1', stream: true, input: 'hi [mock:tokens=5]' };
+  const a = await openStream(`${gw.url}/v1/responses`, body, key('k-resp'));
+  const textA = await a.done();
+  const b = await openStream(`${gw.url}/v1/responses`, body, key('k-resp'));
+  const textB = await b.done();
+  t.equal(a.res.statusCode, 200);
+  t.equal(b.res.headers['x-stream-id'], a.res.headers['x-stream-id']);
+  t.equal(textB, textA, 'the same events');
+  t.match(textA, /event: response\.completed/);
+  t.equal(mock.requests.length, 1);
+});
+
 async function endType(url: string, id: string): Promise<string> {
   const events = parseSse(await (await getStream(`${url}/v1/streams/${id}`)).done()).events;
   return JSON.parse(events.at(-1)!.data).error.type as string;
