@@ -1,6 +1,8 @@
 // Fake OpenAI-compatible upstream for the benchmark (its own process).
 //
 //   POST /v1/chat/completions  {"stream":true, "bench":{"chunks":N,"gap_ms":G,"id":"...","stamp":true}}
+//       (without "bench": the last message's text after "bench:", e.g. "benchmark bench:{"chunks":100}",
+//       the one field the gateway's translations from the Responses and Messages APIs carry through)
 //       -> N `data: {chat.completion.chunk}\n\n` events, then `data: [DONE]\n\n`.
 //          gap_ms 0: written as fast as the socket takes them (write()'s return
 //          value and 'drain' honoured); gap_ms > 0: one event, then wait G ms.
@@ -49,8 +51,24 @@ function clampInt(v, def, max) {
   return Number.isFinite(n) && n >= 0 ? Math.min(Math.trunc(n), max) : def;
 }
 
+/** The bench options: `body.bench`, else the JSON after `bench:` in the last message's text. */
+function benchOf(body) {
+  if (body.bench) return body.bench;
+  const last = Array.isArray(body.messages) ? body.messages[body.messages.length - 1] : null;
+  const c = last?.content;
+  const text = typeof c === 'string' ? c : Array.isArray(c) ? c.map((p) => (typeof p?.text === 'string' ? p.text : '')).join('') : '';
+  const at = text.indexOf('bench:');
+  if (at === -1) return {};
+  try {
+    const b = JSON.parse(text.slice(at + 6));
+    return b !== null && typeof b === 'object' ? b : {};
+  } catch {
+    return {};
+  }
+}
+
 function stream(req, res, body) {
-  const b = body.bench ?? {};
+  const b = benchOf(body);
   const n = Math.max(1, clampInt(b.chunks, 10, MAX_CHUNKS));
   const gap = clampInt(b.gap_ms, 0, MAX_GAP_MS);
   const stamp = b.stamp === true;

@@ -10,11 +10,16 @@
 //   ttft        sequential requests at concurrency 1: TTFT percentiles
 //   throughput  `concurrency` workers looping requests for `duration_ms`: data events/s,
 //               plus CPU (utime+stime) of `cpu_pids` over the measured window; `chunks`
-//               per stream, `gap_ms` between them (0 unless given)
+//               per stream, `gap_ms` between them (0 unless given). With `api` (chat,
+//               responses, messages: the request in that API's shape, see APIS), also the
+//               text deltas/s (the upstream's chunks that reached the client as text) and bytes/s.
+//               With `fill` ({metrics_url, bytes, streams}): the window ends early once the relay's
+//               /metrics shows its stream store holding that many bytes or streams (a warm-up)
 //   slow        `streams` slow streams opened within `open_ms`: completions, TTFT,
 //               inter-chunk gaps, and RSS of `rss_pids` idle vs. while all are open
 //   abort       sequential streams, socket destroyed after `abort_after` events; the
 //               upstream's /stats tells when it saw each close
+//   probe       one short stream (3 chunks): its status and whether it came whole
 //   sustained   `answers` streams of `chunks` events with no gap, `concurrency` at a time,
 //               from a fresh relay: RSS of `rss_pids` every `sample_ms` from before the first
 //               request, at each quarter of the answers, and after `settle_ms` idle at the end
@@ -64,6 +69,8 @@ function recordError(msg) {
 }
 const errorReport = () => ({ count: errorCount, kinds: Object.fromEntries(errors) });
 
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+
 // ---------------------------------------------------------------- /proc sampling
 const CLK_TCK = opts.clk_tck ?? 100;
 function cpuSeconds(pids) {
@@ -92,21 +99,70 @@ function rssKb(pids) {
   return kb;
 }
 
+// ---------------------------------------------------------------- the APIs a stream is asked in
+/** True when the SSE block buf[start, end) is the named event (`id: n\nevent: <type>\ndata: …`). */
+function namedEvent(type) {
+  const needle = 'event: ' + type + '\n';
+  return (buf, start, end) => {
+    const i = buf.indexOf('event: ', start);
+    return i !== -1 && i < end && buf.startsWith(needle, i);
+  };
+}
+const CHAT_TEXT = '"delta":{"content":"';
+/** A chat chunk with text in it: the gateway relays the upstream's JSON as it came. */
+function chatTextDelta(buf, start, end) {
+  const i = buf.indexOf(CHAT_TEXT, start);
+  return i !== -1 && i < end && buf.charCodeAt(i + CHAT_TEXT.length) !== 34 /* " : empty */;
+}
+/** The options for the fake upstream in the user's text, where every API's translation carries them. */
+const benchText = (bench) => 'benchmark bench:' + JSON.stringify(bench);
+/**
+ * Each API's request body; how its text deltas and its last event look on the wire (null: `data: [DONE]`
+ * ends it, and deltas are not told apart). Of the fake upstream's N chunks, N − 2 carry text: the first
+ * carries only the role, the last only finish_reason.
+ */
+const APIS = {
+  // Scenarios A–E: chat completions, the options in the body's `bench` field.
+  'chat-bench': {
+    body: (bench) => ({ model: 'bench-model', messages: [{ role: 'user', content: 'benchmark' }], stream: true, bench }),
+    delta: null,
+    end: null,
+  },
+  chat: {
+    body: (bench) => ({ model: 'bench-model', messages: [{ role: 'user', content: benchText(bench) }], stream: true }),
+    delta: chatTextDelta,
+    end: null,
+  },
+  responses: {
+    body: (bench) => ({ model: 'bench-model', input: benchText(bench), stream: true }),
+    delta: namedEvent('response.output_text.delta'),
+    end: namedEvent('response.completed'),
+  },
+  messages: {
+    body: (bench) => ({ model: 'bench-model', max_tokens: 1024, messages: [{ role: 'user', content: benchText(bench) }], stream: true }),
+    delta: namedEvent('content_block_delta'),
+    end: namedEvent('message_stop'),
+  },
+};
+const API = APIS[opts.api ?? 'chat-bench'];
+if (!API) {
+  process.stderr.write(`load: unknown api ${opts.api}\n`);
+  process.exit(2);
+}
+
 // ---------------------------------------------------------------- one streaming request
 /**
- * Sends one streaming chat request. Callbacks: onEvent(text, tNow) per data event.
- * Resolves {ok, events, done, status, error} when the response ends, fails or is destroyed.
+ * Sends one streaming request in API's shape. Callbacks: onEvent(text, tNow) per data event,
+ * onDelta() per text delta (APIs that tell them apart), onBytes(n) per read.
+ * Resolves {ok, events, deltas, bytes, done, status, error} when the response ends, fails or is destroyed.
  */
-function streamRequest(agent, bench, { onEvent, timeoutMs = 30_000, onRequest } = {}) {
-  const body = JSON.stringify({
-    model: 'bench-model',
-    messages: [{ role: 'user', content: 'benchmark' }],
-    stream: true,
-    bench,
-  });
+function streamRequest(agent, bench, { onEvent, onDelta, onBytes, timeoutMs = 30_000, onRequest } = {}) {
+  const body = JSON.stringify(API.body(bench));
   return new Promise((resolve) => {
     let settled = false;
     let events = 0;
+    let deltas = 0;
+    let bytes = 0;
     let done = false;
     let status = 0;
     const finish = (error) => {
@@ -114,7 +170,7 @@ function streamRequest(agent, bench, { onEvent, timeoutMs = 30_000, onRequest } 
       settled = true;
       clearTimeout(timer);
       if (error) recordError(error);
-      resolve({ ok: !error && done, events, done, status, error: error ?? null });
+      resolve({ ok: !error && done, events, deltas, bytes, done, status, error: error ?? null });
     };
     const req = http.request(
       {
@@ -139,6 +195,8 @@ function streamRequest(agent, bench, { onEvent, timeoutMs = 30_000, onRequest } 
         let buf = '';
         res.on('data', (c) => {
           const t = performance.now();
+          bytes += c.length; // the bench's streams are ASCII: characters are bytes
+          if (onBytes) onBytes(c.length);
           buf = buf.length ? buf + c : c;
           let start = 0;
           let end;
@@ -146,6 +204,10 @@ function streamRequest(agent, bench, { onEvent, timeoutMs = 30_000, onRequest } 
             const d = buf.indexOf('data: {', start);
             if (d !== -1 && d < end) {
               events++;
+              if (API.delta !== null && API.delta(buf, start, end)) {
+                deltas++;
+                if (onDelta) onDelta();
+              } else if (API.end !== null && API.end(buf, start, end)) done = true;
               if (onEvent) onEvent(buf, start, end, t, req);
             } else if (buf.startsWith('data: [DONE]', start)) done = true;
             start = end + 2;
@@ -153,7 +215,7 @@ function streamRequest(agent, bench, { onEvent, timeoutMs = 30_000, onRequest } 
           }
           buf = start === 0 ? buf : buf.slice(start);
         });
-        res.on('end', () => finish(done ? null : `stream ended without [DONE] after ${events} events`));
+        res.on('end', () => finish(done ? null : `stream ended without ${API.end ? 'its last event' : '[DONE]'} after ${events} events`));
         res.on('aborted', () => finish(settled ? null : `response aborted after ${events} events`));
         res.on('error', (e) => finish(`response error after ${events} events: ${e.code ?? e.message}`));
       },
@@ -200,7 +262,11 @@ async function modeThroughput() {
   const c = opts.concurrency ?? 64;
   const agent = new http.Agent({ keepAlive: true, maxSockets: c + 8 });
   const bench = { chunks: opts.chunks ?? 100, gap_ms: opts.gap_ms ?? 0 };
+  // Complete: every chunk as an event (chat-bench), or every text chunk as a text delta (the APIs).
+  const textChunks = bench.chunks - 2;
   let events = 0;
+  let deltas = 0;
+  let bytes = 0;
   let completed = 0;
   let stopped = false;
   const inflight = new Set();
@@ -210,27 +276,36 @@ async function modeThroughput() {
       const r = await streamRequest(agent, bench, {
         timeoutMs: 30_000,
         onEvent: () => events++,
+        onDelta: () => deltas++,
+        onBytes: (n) => (bytes += n),
         onRequest: (req) => inflight.add((handle = req)),
       });
       inflight.delete(handle);
       if (stopped) break;
       if (r.ok) {
-        if (r.events === bench.chunks) completed++;
-        else recordError(`expected ${bench.chunks} events, got ${r.events}`);
+        if (API.delta === null ? r.events === bench.chunks : r.deltas === textChunks) completed++;
+        else if (API.delta === null) recordError(`expected ${bench.chunks} events, got ${r.events}`);
+        else recordError(`expected ${textChunks} text deltas, got ${r.deltas}`);
       } else await sleep(5); // do not spin on a failing target
     }
   };
   const workers = Array.from({ length: c }, () => worker());
   await sleep(opts.warmup_ms ?? 1000);
   const e0 = events;
+  const d0 = deltas;
+  const b0 = bytes;
   const c0 = completed;
   const cpu0 = cpuSeconds(opts.cpu_pids);
   const up0 = cpuSeconds(opts.upstream_pids);
   const self0 = process.cpuUsage();
   const t0 = performance.now();
-  await sleep(opts.duration_ms ?? 8000);
+  const mono0 = monotonicUs();
+  const store = opts.fill ? await untilStoreFull(opts.fill, t0 + (opts.duration_ms ?? 8000)) : (await sleep(opts.duration_ms ?? 8000), null);
   const t1 = performance.now();
+  const mono1 = monotonicUs();
   const e1 = events;
+  const d1 = deltas;
+  const b1 = bytes;
   const c1 = completed;
   const cpu1 = cpuSeconds(opts.cpu_pids);
   const up1 = cpuSeconds(opts.upstream_pids);
@@ -245,9 +320,23 @@ async function modeThroughput() {
   agent.destroy();
   const seconds = (t1 - t0) / 1000;
   const cpu = cpu1 - cpu0;
+  const withDeltas =
+    API.delta === null
+      ? {}
+      : {
+          api: opts.api,
+          deltas: d1 - d0,
+          deltas_per_s: Math.round((d1 - d0) / seconds),
+          bytes_per_s: Math.round((b1 - b0) / seconds),
+          relay_cpu_us_per_delta: opts.cpu_pids?.length && d1 > d0 ? Math.round((cpu * 1e7) / (d1 - d0)) / 10 : null,
+        };
   return {
     mode: 'throughput',
+    ...withDeltas,
+    ...(store ? { store } : {}),
     window_s: Math.round(seconds * 1000) / 1000,
+    // On the clock of V8's CPU profiles (CLOCK_MONOTONIC): bench/prof-summary.mjs --window cuts a profile to it.
+    window_mono_us: [mono0, mono1],
     events: e1 - e0,
     events_per_s: Math.round((e1 - e0) / seconds),
     requests_completed: c1 - c0,
@@ -257,6 +346,24 @@ async function modeThroughput() {
     loadgen_cpu_s: Math.round(((self1.user + self1.system) / 1e6) * 100) / 100,
     errors: { ...errorReport(), count_in_window: errorsInWindow },
   };
+}
+
+/** Polls the relay's stream store gauges every 250 ms until either bound is reached or `until` (performance.now()). */
+async function untilStoreFull({ metrics_url, bytes, streams }, until) {
+  const gauge = (text, name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  let last = { bytes: null, streams: null, full: false };
+  for (let k = 0; k < 10_000 && performance.now() < until; k++) {
+    await sleep(Math.min(250, Math.max(0, until - performance.now())));
+    try {
+      const text = await getText(metrics_url);
+      last = { bytes: gauge(text, 'gateway_stream_store_bytes'), streams: gauge(text, 'gateway_stream_store_streams'), full: false };
+    } catch (e) {
+      recordError(`metrics: ${e.message}`);
+      continue;
+    }
+    if (last.bytes >= bytes || last.streams >= streams) return { ...last, full: true };
+  }
+  return last;
 }
 
 async function modeSlow() {
@@ -438,23 +545,21 @@ async function modeAbort() {
 }
 const counts = Object.create(null);
 
-function getJson(url) {
+function getText(url) {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { agent: false, timeout: 5000 }, (res) => {
       let t = '';
       res.setEncoding('utf8');
       res.on('data', (c) => (t += c));
-      res.on('end', () => {
-        try {
-          resolve(JSON.parse(t));
-        } catch (e) {
-          reject(e);
-        }
-      });
+      res.on('end', () => resolve(t));
     });
-    req.on('timeout', () => req.destroy(new Error('stats timeout')));
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: timeout`)));
     req.on('error', reject);
   });
+}
+
+async function getJson(url) {
+  return JSON.parse(await getText(url));
 }
 
 /** Least-squares slope of y over x; null with fewer than 3 points or no spread in x. */
@@ -552,7 +657,13 @@ async function modeSustained() {
   };
 }
 
-const modes = { ttft: modeTtft, throughput: modeThroughput, slow: modeSlow, abort: modeAbort, sustained: modeSustained };
+async function modeProbe() {
+  const agent = new http.Agent({ keepAlive: false });
+  const r = await streamRequest(agent, { chunks: 3, gap_ms: 0 }, { timeoutMs: 5000 });
+  return { mode: 'probe', status: r.status, ok: r.ok, events: r.events, deltas: r.deltas, error: r.error };
+}
+
+const modes = { probe: modeProbe, ttft: modeTtft, throughput: modeThroughput, slow: modeSlow, abort: modeAbort, sustained: modeSustained };
 const run = modes[opts.mode];
 if (!run) {
   process.stderr.write(`load: unknown mode ${opts.mode}\n`);

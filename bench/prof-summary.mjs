@@ -1,12 +1,18 @@
 // Summarises a V8 .cpuprofile (from `node --cpu-prof`): self and inclusive
 // time per function, as shares of all samples. Usage:
-//   node bench/prof-summary.mjs FILE.cpuprofile [top=40] [filter-regex]
+//   node bench/prof-summary.mjs [--window=FROM-TO] FILE.cpuprofile [top=40] [filter-regex]
 // The filter keeps rows whose "function file:line" matches (e.g. "dist/").
+// --window keeps the samples taken between FROM and TO, microseconds on the
+// profile's own clock (CLOCK_MONOTONIC, as process.hrtime): load.mjs reports
+// each throughput window's as window_mono_us, and run.js prints F's.
 import { readFileSync } from 'node:fs';
 
-const [file, topArg, filterArg] = process.argv.slice(2);
-if (!file) {
-  process.stderr.write('usage: node bench/prof-summary.mjs FILE.cpuprofile [top] [filter-regex]\n');
+const flags = process.argv.slice(2).filter((a) => a.startsWith('--'));
+const [file, topArg, filterArg] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const windowArg = flags.find((f) => f.startsWith('--window='));
+const win = windowArg ? windowArg.slice(9).split('-').map(Number) : null;
+if (!file || (win && (win.length !== 2 || !win.every(Number.isFinite)))) {
+  process.stderr.write('usage: node bench/prof-summary.mjs [--window=FROM_US-TO_US] FILE.cpuprofile [top] [filter-regex]\n');
   process.exit(1);
 }
 const top = Number(topArg ?? 40);
@@ -18,8 +24,18 @@ const parent = new Map();
 for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 
 const hits = new Map();
-for (const s of prof.samples) hits.set(s, (hits.get(s) ?? 0) + 1);
-const total = prof.samples.length;
+let total = 0;
+let t = prof.startTime;
+for (let i = 0; i < prof.samples.length; i++) {
+  t += prof.timeDeltas?.[i] ?? 0;
+  if (win && (t < win[0] || t > win[1])) continue;
+  hits.set(prof.samples[i], (hits.get(prof.samples[i]) ?? 0) + 1);
+  total++;
+}
+if (total === 0) {
+  process.stderr.write(`no samples${win ? ' in the window' : ''}\n`);
+  process.exit(1);
+}
 
 const label = (n) => {
   const f = n.callFrame;

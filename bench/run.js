@@ -8,7 +8,8 @@
 //            skipped with a note when nginx is not installed)
 // Scenario E (sustained long answers) runs against the gateway and the floor
 // (bench/bare-relay.mjs) instead: it is about the relay's memory, not the upstream's.
-// Prints one table (E: a second one), writes the full results to /tmp/bench-results.json.
+// Scenario F (per-API throughput) runs B's load against one gateway once per client API.
+// Prints one table (E and F: one more each), writes the full results to /tmp/bench-results.json.
 // Everything listens on 127.0.0.1; every child runs in its own process group
 // and is killed at the end, on error, on a signal, or at the global deadline.
 import { spawn, execFileSync } from 'node:child_process';
@@ -24,7 +25,7 @@ const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
 const RESULTS_FILE = process.env.BENCH_RESULTS ?? '/tmp/bench-results.json';
 const WORK = join(os.tmpdir(), `sse-bench-${process.pid}`);
-const GLOBAL_DEADLINE_MS = 290_000;
+const GLOBAL_DEADLINE_MS = 330_000;
 const GATEWAY_LOG_LEVEL = 'info'; // as production runs it: one summary line per request
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const tStart = performance.now();
@@ -337,6 +338,44 @@ const SUSTAINED = {
   chunks: 2000,
   timeLimitMs: positiveInt(process.env.BENCH_SUSTAINED_LIMIT_MS, 50_000),
 };
+/**
+ * F: B's load in each client API's shape against one gateway. First chat traffic until the stream
+ * store is nearly full (a fresh gateway's first seconds fill it, and a filling store costs more per
+ * chunk than a full one: every window then runs in the steady state). Chat completions are then
+ * measured first and last, so that the others sit between two chat windows: drift over the run (the
+ * machine, the JIT) shows as the gap between those two, and their mean is what the others compare with.
+ */
+const API_ORDER = ['chat', 'responses', 'messages', 'chat'];
+const APIS_FILL_LIMIT_MS = 15_000;
+/** What F needs at most (a fill cut short at its limit, four windows, two probes), kept free by E. */
+const F_RESERVE_MS = 60_000;
+/** The gateway's store bounds (STREAM_STORE_MAX_BYTES unless BENCH_GATEWAY_ENV sets it; limits.maxStreams). */
+const STORE_BOUNDS = {
+  bytes: Number(/(?:^| )STREAM_STORE_MAX_BYTES=(\d+)/.exec(process.env.BENCH_GATEWAY_ENV ?? '')?.[1] ?? 134_217_728),
+  streams: 10_000,
+};
+const API_PATHS = { chat: '/v1/chat/completions', responses: '/v1/responses', messages: '/v1/messages' };
+const API_ROUTE_FILES = { responses: 'src/routes/responses.ts', messages: 'src/routes/messages.ts' };
+const APIS_WINDOW_MS = positiveInt(process.env.BENCH_APIS_WINDOW_MS, 5000);
+/** Issue 16: the other APIs' chunks/s at least this share of chat completions' in the same run. */
+const APIS_TARGET_SHARE = 0.85;
+
+/** Why `api` cannot be measured on this gateway (its route is missing, or it refuses a short stream), or null. */
+async function apiNotServed(api, base) {
+  const file = API_ROUTE_FILES[api];
+  if (file && !existsSync(join(ROOT, file))) return `${file} does not exist`;
+  const p = await runLoad({ mode: 'probe', api, url: base + API_PATHS[api] }, 10_000);
+  if (p.status === 404) return `POST ${API_PATHS[api]} answered 404`;
+  if (p.ok) return null;
+  return `POST ${API_PATHS[api]}: ${p.error ?? `HTTP ${p.status}`}`;
+}
+
+/** BENCH_ONLY=AC runs a subset (for profiling); the full run is what BENCHMARKS.md quotes. */
+function runs(key) {
+  const only = process.env.BENCH_ONLY;
+  return !only || only.includes(key);
+}
+
 function positiveInt(v, def) {
   const n = Number(v);
   return Number.isInteger(n) && n > 0 ? n : def;
@@ -417,8 +456,8 @@ const SCENARIOS = {
     // From a fresh process and without a warm-up: the RSS it starts at is part of the figure.
     run: (t) => {
       // On a busy machine A–D take longer: E shortens itself rather than meet the global deadline
-      // (the gateway runs first and leaves the floor half of what is left).
-      const left = GLOBAL_DEADLINE_MS - (performance.now() - tStart) - 25_000;
+      // (the gateway runs first and leaves the floor half of what is left), and leaves F its time.
+      const left = GLOBAL_DEADLINE_MS - (performance.now() - tStart) - 25_000 - (runs('F') ? F_RESERVE_MS : 0);
       const limitMs = Math.round(Math.max(5000, Math.min(SUSTAINED.timeLimitMs, t.name === 'gateway' ? left / 2 : left)));
       return runLoad(
         {
@@ -435,6 +474,47 @@ const SCENARIOS = {
         },
         limitMs + 15_000,
       );
+    },
+  },
+  F: {
+    title: 'per-API throughput',
+    targets: ['gateway'],
+    run: async (t) => {
+      const out = { fill: null, windows: [], not_served: {}, errors: { count: 0, kinds: {} } };
+      const cpuOpts = { concurrency: 64, chunks: 100, cpu_pids: t.relay.pids(), upstream_pids: [t.upstream.child.pid] };
+      const fill = await runLoad(
+        {
+          mode: 'throughput',
+          api: 'chat',
+          url: t.relay.base + API_PATHS.chat,
+          ...cpuOpts,
+          warmup_ms: 0,
+          duration_ms: APIS_FILL_LIMIT_MS,
+          fill: { metrics_url: `${t.relay.base}/metrics`, bytes: 0.9 * STORE_BOUNDS.bytes, streams: 0.9 * STORE_BOUNDS.streams },
+        },
+        APIS_FILL_LIMIT_MS + 12_000,
+      );
+      out.fill = { seconds: fill.window_s, store: fill.store, errors: fill.errors.count };
+      log(`F: store ${fill.store?.full ? 'filled' : 'NOT filled'} in ${fill.window_s} s (${fmt((fill.store?.bytes ?? 0) / 2 ** 20, 1)} MiB, ${fmt(fill.store?.streams)} streams)`);
+      for (const api of API_ORDER) {
+        if (api in out.not_served) continue;
+        if (api !== 'chat' && !out.windows.some((w) => w.api === api)) {
+          const why = await apiNotServed(api, t.relay.base);
+          if (why) {
+            out.not_served[api] = why;
+            log(`F: ${api} not served: ${why}`);
+            continue;
+          }
+        }
+        const r = await runLoad(
+          { mode: 'throughput', api, url: t.relay.base + API_PATHS[api], ...cpuOpts, warmup_ms: 1000, duration_ms: APIS_WINDOW_MS },
+          APIS_WINDOW_MS + 12_000,
+        );
+        out.windows.push(r);
+        out.errors.count += r.errors.count_in_window;
+        for (const [k, n] of Object.entries(r.errors.kinds)) out.errors.kinds[`${api}: ${k}`] = n;
+      }
+      return out;
     },
   },
 };
@@ -562,6 +642,83 @@ function buildSustainedRows(E) {
   return rows;
 }
 
+const API_LABELS = { chat: 'chat completions', responses: 'responses (stream)', messages: 'messages (stream)' };
+
+/** One API's windows merged: sums over the windows, so that two chat windows weigh by their length. */
+function mergeWindows(ws) {
+  if (!ws.length) return null;
+  const sum = (k) => ws.reduce((a, w) => a + (w[k] ?? 0), 0);
+  const s = sum('window_s');
+  const cpu = sum('relay_cpu_s');
+  const deltas = sum('deltas');
+  return {
+    deltas_per_s: deltas / s,
+    events_per_s: sum('events') / s,
+    bytes_per_s: ws.reduce((a, w) => a + w.bytes_per_s * w.window_s, 0) / s,
+    relay_cpu_s: cpu,
+    cpu_us_per_delta: deltas ? (cpu * 1e6) / deltas : null,
+    streams: sum('requests_completed'),
+    errors: ws.reduce((a, w) => a + w.errors.count_in_window, 0),
+  };
+}
+
+/** F's table (one row per API, ratios against chat completions' windows in the same run) and its notes. */
+function buildApiRows(F) {
+  const rows = [];
+  const notes = [];
+  if (F.error) return { rows, notes: [`F ERROR: ${F.error.slice(0, 400)}`] };
+  const by = (api) => F.windows.filter((w) => w.api === api);
+  const chat = mergeWindows(by('chat'));
+  const x = (a, b) => (a == null || b == null || b === 0 ? 'n/a' : `${(a / b).toFixed(2)}×`);
+  for (const api of ['chat', 'responses', 'messages']) {
+    if (F.not_served[api]) {
+      rows.push([API_LABELS[api], 'not served', '', '', '', '', '', '', '']);
+      continue;
+    }
+    const m = mergeWindows(by(api));
+    if (!m) continue;
+    rows.push([
+      API_LABELS[api],
+      fmt(Math.round(m.deltas_per_s), 0),
+      x(m.deltas_per_s, chat?.deltas_per_s),
+      fmt(Math.round(m.events_per_s), 0),
+      fmt(m.bytes_per_s / 1e6, 1),
+      fmt(m.relay_cpu_s),
+      fmt(m.cpu_us_per_delta, 2),
+      x(m.cpu_us_per_delta, chat?.cpu_us_per_delta),
+      `${fmt(m.streams)}, ${m.errors} err`,
+    ]);
+  }
+  if (F.fill) {
+    const st = F.fill.store ?? {};
+    notes.push(
+      `F: warm-up: chat completions for ${F.fill.seconds} s, until the store held ${fmt((st.bytes ?? 0) / 2 ** 20, 1)} MiB in ${fmt(st.streams)} streams ` +
+        `(${st.full ? 'full: ≥ 90 % of' : 'NOT full: under 90 % of'} ${fmt(STORE_BOUNDS.bytes / 2 ** 20, 0)} MiB or ${fmt(STORE_BOUNDS.streams)} streams)`,
+    );
+  }
+  const chatWs = by('chat');
+  if (chatWs.length > 1) {
+    notes.push(`F: chat completions ran first and last: ${chatWs.map((w) => fmt(w.deltas_per_s, 0)).join(' then ')} chunks/s, ${chatWs.map((w) => w.relay_cpu_us_per_delta?.toFixed(2) ?? 'n/a').join(' then ')} CPU µs/chunk; its row is both windows together`);
+  }
+  notes.push(
+    `F, CPU per ${APIS_WINDOW_MS / 1000} s window (2 cores = ${(2 * APIS_WINDOW_MS) / 1000} CPU-s in all) — ` +
+      F.windows.map((w) => `${w.api}: gateway ${w.relay_cpu_s}, load generator ${w.loadgen_cpu_s}, upstream ${w.upstream_cpu_s}`).join('; '),
+  );
+  const verdicts = ['responses', 'messages'].map((api) => {
+    if (F.not_served[api]) return `${API_PATHS[api]} NOT SERVED (${F.not_served[api]})`;
+    const m = mergeWindows(by(api));
+    if (!m || !chat) return `${API_PATHS[api]} n/a`;
+    const share = m.deltas_per_s / chat.deltas_per_s;
+    return `${API_PATHS[api]} ${share >= APIS_TARGET_SHARE ? 'PASS' : 'FALLS SHORT'} (${fmt(Math.round(m.deltas_per_s), 0)} vs ${fmt(Math.round(chat.deltas_per_s), 0)} chunks/s, ${share.toFixed(2)}×)`;
+  });
+  notes.push(`F target (issue 16): /v1/responses and /v1/messages streams: chunks/s ≥ ${APIS_TARGET_SHARE}× chat completions' in the same run — ${verdicts.join('; ')}`);
+  if (/--cpu-prof\b/.test(process.env.BENCH_GATEWAY_NODE_ARGS ?? '')) {
+    notes.push(`F windows for bench/prof-summary.mjs: ${F.windows.map((w) => `${w.api} --window=${w.window_mono_us.join('-')}`).join('; ')}`);
+  }
+  if (Object.keys(F.not_served).length) notes.push(`F: re-run once every route is served: BENCH_ONLY=F node bench/run.js (after npm run build)`);
+  return { rows, notes };
+}
+
 function printTable(rows, head = ['metric', 'direct', 'gateway', 'nginx', 'gateway/direct', 'target (gateway)', 'verdict']) {
   const all = [head, ...rows];
   const w = head.map((_, i) => Math.max(...all.map((r) => String(r[i]).length)));
@@ -604,10 +761,8 @@ async function main() {
   log(`fake upstream on ${upstream.base}`);
   const results = {};
   const problems = {};
-  // BENCH_ONLY=AC runs a subset (for profiling); the full run is what BENCHMARKS.md quotes.
-  const only = process.env.BENCH_ONLY;
   for (const [key, sc] of Object.entries(SCENARIOS)) {
-    if (only && !only.includes(key)) continue;
+    if (!runs(key)) continue;
     results[key] = {};
     for (const name of sc.targets ?? targets) {
       let relay = null;
@@ -657,6 +812,18 @@ async function main() {
     );
     console.log('');
   }
+  const apiTable = results.F?.gateway ? buildApiRows(results.F.gateway) : null;
+  if (apiTable) {
+    if (apiTable.rows.length) {
+      printTable(apiTable.rows, ['API (F: c=64, 100-chunk streams)', 'upstream chunks/s', 'vs chat', 'API events/s', 'MB/s', 'gateway CPU-s', 'CPU µs/chunk', 'vs chat', 'streams, errors']);
+    }
+    console.log(
+      `F: one fresh gateway, ${API_ORDER.join(' → ')}, each 1 s warm-up then a ${APIS_WINDOW_MS / 1000} s window; upstream chunks = the fake upstream's chunks that reached the client as text deltas ` +
+        '(chat data chunks with text, response.output_text.delta, content_block_delta: 98 of each stream\'s 100); CPU = the gateway\'s utime+stime over the window',
+    );
+    for (const n of apiTable.notes) console.log(n);
+    console.log('');
+  }
   const B = results.B ?? {};
   const cpuNote = targets
     .filter((t) => B[t] && !B[t].error)
@@ -675,7 +842,7 @@ async function main() {
     }
   }
   const elapsed = (performance.now() - tStart) / 1000;
-  const out = { when: new Date().toISOString(), elapsed_s: +elapsed.toFixed(1), machine, nginx: nginxVersion, gateway_env: { LOG_LEVEL: GATEWAY_LOG_LEVEL }, results, logs: problems, table: rows, sustained_table: sustainedRows };
+  const out = { when: new Date().toISOString(), elapsed_s: +elapsed.toFixed(1), machine, nginx: nginxVersion, gateway_env: { LOG_LEVEL: GATEWAY_LOG_LEVEL }, results, logs: problems, table: rows, sustained_table: sustainedRows, api_table: apiTable };
   writeFileSync(RESULTS_FILE, JSON.stringify(out, null, 2));
   console.log(`results: ${RESULTS_FILE} (logs in ${WORK}); bench took ${elapsed.toFixed(1)} s`);
 }
