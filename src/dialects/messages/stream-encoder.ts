@@ -1,5 +1,6 @@
 import { namedFrame } from '../../sse/frame.js';
 import type { StreamEnd } from '../../streams/stream-log.js';
+import { TextChunkReader } from '../chunk-delta.js';
 import type { EncodedFrames, StreamEncoder } from '../types.js';
 import { anthropicError, errorTypeForStreamEnd } from './error-type.js';
 import {
@@ -23,6 +24,8 @@ export interface MessagesEncoderOptions {
   inputTokens: number;
   /** The request's stop_sequences, to name the one the upstream stopped on. */
   stopSequences: readonly string[];
+  /** Read text-only chunks without JSON.parse (chunk-delta.ts); default true. */
+  fastPath?: boolean;
 }
 
 interface ToolCall {
@@ -76,8 +79,11 @@ export class MessagesEncoder implements StreamEncoder {
   private outputChunks = 0;
   private frames = '';
   private nextId = 0;
+  private readonly textChunks: TextChunkReader | null;
 
-  constructor(private readonly o: MessagesEncoderOptions) {}
+  constructor(private readonly o: MessagesEncoderOptions) {
+    this.textChunks = o.fastPath === false ? null : new TextChunkReader();
+  }
 
   open(firstId: number): EncodedFrames {
     this.nextId = firstId;
@@ -103,7 +109,7 @@ export class MessagesEncoder implements StreamEncoder {
     this.closeBlock();
     for (const block of this.held) {
       this.startBlock(block);
-      if (block.kind === 'text') this.textDelta(block.text);
+      if (block.kind === 'text') this.textDelta(JSON.stringify(block.text));
       else if (block.call.args !== '') this.jsonDelta(block.call.args);
       this.closeBlock();
     }
@@ -140,6 +146,14 @@ export class MessagesEncoder implements StreamEncoder {
   }
 
   private chunk(json: string): void {
+    const fast = this.textChunks;
+    if (fast !== null && fast.read(json)) {
+      if (fast.text !== '') {
+        this.text(fast.text, fast.literal);
+        this.outputChunks++;
+      }
+      return;
+    }
     let chunk: unknown;
     try {
       chunk = JSON.parse(json);
@@ -147,6 +161,7 @@ export class MessagesEncoder implements StreamEncoder {
       return;
     }
     if (!isObject(chunk)) return;
+    fast?.learn(json, chunk);
     if (isObject(chunk.usage)) this.usage = chunk.usage as ChatUsage;
     // Usage-only chunks have `choices: []`.
     const choice = Array.isArray(chunk.choices) ? chunk.choices[0] : undefined;
@@ -159,31 +174,32 @@ export class MessagesEncoder implements StreamEncoder {
     if (!isObject(delta)) return;
     let output = false;
     if (typeof delta.content === 'string' && delta.content !== '') {
-      this.text(delta.content);
+      this.text(delta.content, null);
       output = true;
     }
     // A refusal is text to an Anthropic client. Reasoning deltas (`reasoning_content`) are not
     // written: thinking is off, the only setting the gateway accepts.
     if (typeof delta.refusal === 'string' && delta.refusal !== '') {
-      this.text(delta.refusal);
+      this.text(delta.refusal, null);
       output = true;
     }
     if (Array.isArray(delta.tool_calls)) for (const call of delta.tool_calls) if (isObject(call) && this.toolCall(call)) output = true;
     if (output) this.outputChunks++;
   }
 
-  private text(text: string): void {
+  /** `literal`: JSON.stringify(text) when the chunk held it so (chunk-delta.ts). */
+  private text(text: string, literal: string | null): void {
     const last = this.blocks[this.blocks.length - 1];
     if (this.blockOpen && last!.kind === 'text') {
       last!.text += text;
-      this.textDelta(text);
+      this.textDelta(literal ?? JSON.stringify(text));
     } else if (this.blockOpen) {
       const held = this.held[this.held.length - 1];
       if (held?.kind === 'text') held.text += text;
       else this.held.push({ kind: 'text', text });
     } else {
       this.startBlock({ kind: 'text', text });
-      this.textDelta(text);
+      this.textDelta(literal ?? JSON.stringify(text));
     }
   }
 
@@ -232,9 +248,10 @@ export class MessagesEncoder implements StreamEncoder {
     this.emit('content_block_stop', `{"type":"content_block_stop","index":${this.blocks.length - 1}}`);
   }
 
-  private textDelta(text: string): void {
+  /** `literal`: the text as a JSON string. */
+  private textDelta(literal: string): void {
     const index = this.blocks.length - 1;
-    this.emit('content_block_delta', `{"type":"content_block_delta","index":${index},"delta":{"type":"text_delta","text":${JSON.stringify(text)}}}`);
+    this.emit('content_block_delta', `{"type":"content_block_delta","index":${index},"delta":{"type":"text_delta","text":${literal}}}`);
   }
 
   private jsonDelta(partial: string): void {

@@ -1,5 +1,6 @@
 import { namedFrame } from '../../sse/frame.js';
 import type { StreamEnd } from '../../streams/stream-log.js';
+import { TextChunkReader } from '../chunk-delta.js';
 import type { EncodedFrames, StreamEncoder } from '../types.js';
 import {
   buildResponse,
@@ -62,18 +63,24 @@ export class ResponsesEncoder implements StreamEncoder {
   private final: ResponseObject | null = null;
   private frames = '';
   private nextId = 0;
+  /** Text-only chunks without JSON.parse (chunk-delta.ts); null: every chunk parsed. */
+  private readonly textChunks: TextChunkReader | null;
 
   constructor(
     private readonly meta: ResponseMeta,
     /** Clock for `completed_at` (ms). */
     private readonly now: () => number = Date.now,
-  ) {}
+    fastPath = true,
+  ) {
+    this.textChunks = fastPath ? new TextChunkReader() : null;
+  }
 
   open(firstId: number): EncodedFrames {
     this.begin(firstId);
-    const response = this.snapshot();
-    this.emit('response.created', { response });
-    this.emit('response.in_progress', { response });
+    // One response object in both events: serialized once.
+    const response = '"response":' + JSON.stringify(this.snapshot());
+    this.emitJson('response.created', response);
+    this.emitJson('response.in_progress', response);
     return this.done(firstId);
   }
 
@@ -121,7 +128,7 @@ export class ResponsesEncoder implements StreamEncoder {
    * changing), or the final object once closed. Callers must not modify it.
    */
   snapshot(): ResponseObject {
-    return this.final ?? buildResponse(this.meta, { status: 'in_progress', output: structuredClone(this.output), usage: null });
+    return this.final ?? buildResponse(this.meta, { status: 'in_progress', output: this.output.length === 0 ? [] : structuredClone(this.output), usage: null });
   }
 
   private begin(firstId: number): void {
@@ -140,7 +147,18 @@ export class ResponsesEncoder implements StreamEncoder {
     this.frames += namedFrame(type, id, JSON.stringify({ type, ...fields, sequence_number: id }));
   }
 
+  /** emit() with the fields already written as JSON (`"k":v,…`); the same bytes. */
+  private emitJson(type: string, fields: string): void {
+    const id = this.nextId++;
+    this.frames += namedFrame(type, id, '{"type":"' + type + '",' + fields + ',"sequence_number":' + id + '}');
+  }
+
   private chunk(json: string): void {
+    const fast = this.textChunks;
+    if (fast !== null && fast.read(json)) {
+      if (fast.text.length > 0) this.textDelta(fast.text, fast.literal);
+      return;
+    }
     let chunk: unknown;
     try {
       chunk = JSON.parse(json);
@@ -148,6 +166,7 @@ export class ResponsesEncoder implements StreamEncoder {
       return; // the relay frames only JSON objects; nothing to say about anything else
     }
     if (!isObject(chunk)) return;
+    fast?.learn(json, chunk);
     if (isObject(chunk.usage)) this.usage = chunk.usage;
     const choices = chunk.choices;
     if (!Array.isArray(choices)) return;
@@ -156,7 +175,7 @@ export class ResponsesEncoder implements StreamEncoder {
       if (!isObject(choice) || (choice.index ?? 0) !== 0) continue;
       const delta = choice.delta;
       if (isObject(delta)) {
-        if (typeof delta.content === 'string' && delta.content.length > 0) this.textDelta(delta.content);
+        if (typeof delta.content === 'string' && delta.content.length > 0) this.textDelta(delta.content, JSON.stringify(delta.content));
         const calls = delta.tool_calls;
         if (Array.isArray(calls)) for (let i = 0; i < calls.length; i++) if (isObject(calls[i])) this.callDelta(calls[i] as Json, i);
       }
@@ -164,11 +183,12 @@ export class ResponsesEncoder implements StreamEncoder {
     }
   }
 
-  private textDelta(delta: string): void {
+  /** `literal` is JSON.stringify(delta). */
+  private textDelta(delta: string, literal: string): void {
     const open = this.text ?? this.openText();
     open.item.content[0]!.text += delta;
     const id = this.nextId++;
-    this.frames += namedFrame(TEXT_DELTA, id, open.deltaPrefix + JSON.stringify(delta) + ',"logprobs":[],"sequence_number":' + id + '}');
+    this.frames += namedFrame(TEXT_DELTA, id, open.deltaPrefix + literal + ',"logprobs":[],"sequence_number":' + id + '}');
   }
 
   private openText(): OpenText {
