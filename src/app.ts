@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { JwtVerifier } from './auth/jwt-verifier.js';
 import { ConfigError, type Config } from './config.js';
 import { createLogger } from './logger.js';
 import { registerAuth } from './plugins/auth.js';
@@ -143,13 +144,15 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   await registerCors(app, config);
   // After CORS, so a shed request's 503 is still readable by a browser; probes and /metrics are never shed.
   await registerLoadShedding(app, config);
-  await app.register(healthRoutes, { state });
+  // Browser auth (AUTH_JWKS_URL / AUTH_JWT_SECRET): JWTs beside the static keys.
+  const jwt = config.jwt ? new JwtVerifier(config.jwt, app.log) : null;
+  await app.register(healthRoutes, { state, jwks: () => jwt?.status() ?? null });
   metrics.register(app); // GET /metrics at the root: no auth, no rate limit
-  await app.register(chatPageRoutes, { authRequired: config.gatewayApiKeys.length > 0 });
+  await app.register(chatPageRoutes, { authRequired: config.gatewayApiKeys.length > 0 || jwt !== null });
 
   await app.register(async (v1) => {
     registerDrainGuard(v1, state);
-    registerAuth(v1, config.gatewayApiKeys);
+    registerAuth(v1, config.gatewayApiKeys, jwt);
     const unknownReads = await registerRateLimit(v1, config, redis ? { redis: redis.client, nameSpace: `${redis.namespace}rl:` } : undefined);
     await v1.register(modelsRoutes, { catalog });
     await v1.register(chatCompletionsRoutes, { config, relay, catalog, budget });
@@ -159,8 +162,14 @@ export async function buildGateway(config: Config, deps: AppDeps = {}): Promise<
   });
 
   app.addHook('onReady', () => catalog.start());
+  // Not awaited: an identity provider that is down never holds up the start (tokens then get 503).
+  app.addHook('onReady', (done) => {
+    jwt?.start();
+    done();
+  });
   app.addHook('onClose', async () => {
     catalog.close();
+    jwt?.close();
     // Generations nobody reads any more would otherwise run on for their grace period.
     relay.abortAll();
     relay.close();

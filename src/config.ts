@@ -154,6 +154,12 @@ export const envSchema = z.object({
   UPSTREAM_IDLE_TIMEOUT_MS: int(1).optional(),
   STREAM_MAX_DURATION_MS: int(1).optional(),
   CLIENT_STALL_TIMEOUT_MS: int(1).optional(),
+  // --- browser auth (JWT) ---
+  AUTH_JWKS_URL: url.optional(),
+  AUTH_JWT_SECRET: z.string().min(32, { error: 'must be at least 32 characters (256 bits) for HS256' }).optional(),
+  AUTH_JWT_ISSUER: z.string().min(1).optional(),
+  AUTH_JWT_AUDIENCE: csv.optional(),
+  // --- end browser auth ---
   MAX_EVENT_LOOP_DELAY_MS: int(0).optional(), // load shedding
   // --- HTTP/2 ---
   TLS_CERT_FILE: z.string().min(1).optional(),
@@ -173,6 +179,27 @@ export interface UpstreamConfig {
    */
   continuation?: 'assistant_prefix' | 'none';
 }
+
+/** Browser auth (CONTRACT.md "Browser auth (JWT)"): the identity provider's JWTs beside the static keys. */
+export interface JwtConfig {
+  /** AUTH_JWKS_URL: the provider's key set; RS256, ES256 and EdDSA tokens signed by one of its keys pass. */
+  jwksUrl?: string;
+  /** AUTH_JWT_SECRET: an HS256 shared secret, instead of a JWKS. */
+  secret?: string;
+  /** AUTH_JWT_ISSUER / AUTH_JWT_AUDIENCE: required `iss` / one of the accepted `aud`, when set. */
+  issuer?: string;
+  audience?: string[];
+  /** A token whose `kid` is not cached refetches the key set at most this often. */
+  jwksCooldownMs: number;
+  /** The key set is refetched this often anyway, so a key the provider withdrew stops being accepted. */
+  jwksRefreshMs: number;
+  jwksTimeoutMs: number;
+  /** After a failed fetch, tokens whose key is not cached get 503 (Retry-After) this long before the next try. */
+  jwksRetryMs: number;
+}
+
+/** The JWKS timings behind AUTH_JWKS_URL (not variables: the contract fixes the 30 s cooldown). */
+export const JWKS_TIMINGS = { jwksCooldownMs: 30_000, jwksRefreshMs: 600_000, jwksTimeoutMs: 5_000, jwksRetryMs: 5_000 } as const;
 
 export interface Config {
   host: string;
@@ -199,6 +226,8 @@ export interface Config {
   clientStallTimeoutMs: number;
   modelsRefreshMs: number;
   gatewayApiKeys: string[];
+  /** Set when AUTH_JWKS_URL or AUTH_JWT_SECRET is: JWTs are accepted beside the keys. */
+  jwt?: JwtConfig;
   corsOrigins: string[] | '*' | undefined;
   rateLimit: { max: number; windowMs: number };
   maxConcurrentStreams: number;
@@ -243,7 +272,7 @@ function firstIssue(err: z.ZodError, prefix: string, input: unknown): string {
   let got = input;
   for (const p of issue.path) got = (got as Record<PropertyKey, unknown> | undefined)?.[p];
   // URLs and keys may hold credentials: never echo them to the start-up log.
-  const secretish = /KEY|URL|apiKey|baseUrl/i.test(path);
+  const secretish = /KEY|URL|SECRET|apiKey|baseUrl/i.test(path);
   const shown = got === undefined || secretish || typeof got === 'object' ? '' : ` (got ${JSON.stringify(got)?.slice(0, 60)})`;
   return `${key}: ${issue.message}${shown}`;
 }
@@ -300,6 +329,7 @@ export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
   }
 
   const cors = e.data.CORS_ORIGINS;
+  const jwt = jwtConfig(e.data);
   const tls = readTls(e.data.TLS_CERT_FILE, e.data.TLS_KEY_FILE, cwd);
   if (tls && e.data.HTTP2_CLEARTEXT === 'true') throw new ConfigError('HTTP2_CLEARTEXT: cannot be combined with TLS_CERT_FILE (TLS already serves HTTP/2)');
   return {
@@ -316,6 +346,7 @@ export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
     clientStallTimeoutMs: e.data.CLIENT_STALL_TIMEOUT_MS ?? f.data.clientStallTimeoutMs ?? 30_000,
     modelsRefreshMs: f.data.modelsRefreshMs,
     gatewayApiKeys: e.data.GATEWAY_API_KEYS ?? [],
+    ...(jwt ? { jwt } : {}),
     corsOrigins: cors === undefined ? undefined : cors.includes('*') ? '*' : cors,
     rateLimit: {
       max: e.data.RATE_LIMIT_MAX ?? f.data.rateLimit.max ?? 60,
@@ -336,6 +367,22 @@ export function loadConfig(rawEnv: Env, cwd = process.cwd()): Config {
     pressure: { ...f.data.pressure, maxEventLoopDelayMs: e.data.MAX_EVENT_LOOP_DELAY_MS ?? f.data.pressure.maxEventLoopDelayMs }, // load shedding
     ...(tls ? { tls } : {}),
     ...(e.data.HTTP2_CLEARTEXT === 'true' ? { http2Cleartext: true } : {}),
+  };
+}
+
+function jwtConfig(env: z.infer<typeof envSchema>): JwtConfig | undefined {
+  const { AUTH_JWKS_URL: jwksUrl, AUTH_JWT_SECRET: secret, AUTH_JWT_ISSUER: issuer, AUTH_JWT_AUDIENCE: audience } = env;
+  if (jwksUrl && secret) throw new ConfigError('AUTH_JWT_SECRET: cannot be combined with AUTH_JWKS_URL (set one of them)');
+  if (!jwksUrl && !secret) {
+    if (issuer) throw new ConfigError('AUTH_JWT_ISSUER: needs AUTH_JWKS_URL or AUTH_JWT_SECRET');
+    if (audience) throw new ConfigError('AUTH_JWT_AUDIENCE: needs AUTH_JWKS_URL or AUTH_JWT_SECRET');
+    return undefined;
+  }
+  return {
+    ...JWKS_TIMINGS,
+    ...(jwksUrl ? { jwksUrl } : { secret: secret! }),
+    ...(issuer ? { issuer } : {}),
+    ...(audience && audience.length > 0 ? { audience } : {}),
   };
 }
 

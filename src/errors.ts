@@ -9,6 +9,8 @@ export const ErrorCodes = {
   invalid_json: { status: 400, type: 'invalid_request_error' },
   unauthorized: { status: 401, type: 'authentication_error' },
   forbidden: { status: 403, type: 'permission_error' },
+  /** A JWT's `models` claim does not list the requested model. */
+  model_not_allowed: { status: 403, type: 'permission_error' },
   model_not_found: { status: 404, type: 'invalid_request_error' },
   stream_not_found: { status: 404, type: 'invalid_request_error' },
   response_not_found: { status: 404, type: 'invalid_request_error' },
@@ -27,6 +29,8 @@ export const ErrorCodes = {
   upstream_timeout: { status: 504, type: 'timeout_error' },
   draining: { status: 503, type: 'service_unavailable_error' },
   overloaded: { status: 503, type: 'service_unavailable_error' },
+  /** The identity provider's key set cannot be fetched, and the token's key is not cached. */
+  jwks_unavailable: { status: 503, type: 'service_unavailable_error' },
   internal_error: { status: 500, type: 'server_error' },
 } as const;
 

@@ -18,6 +18,8 @@ export const REDACT_PATHS = [
   'config.upstreams.*.apiKey',
   'gatewayApiKeys',
   'config.gatewayApiKeys',
+  'jwt.secret',
+  'config.jwt.secret',
 ];
 
 export function loggerOptions(level: string): LoggerOptions {

@@ -26,7 +26,7 @@ try {
 }
 const { app, drain } = gateway;
 
-if (config.gatewayApiKeys.length === 0) {
+if (config.gatewayApiKeys.length === 0 && !config.jwt) {
   logger.warn('GATEWAY_API_KEYS is not set: the gateway accepts requests without authentication');
 }
 

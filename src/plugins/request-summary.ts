@@ -1,6 +1,7 @@
 import { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
+import type { Identity } from '../auth/identity.js';
 import type { ErrorCode, GatewayError } from '../errors.js';
 import type { AttemptRecord } from '../relay/failover.js';
 import type { Generation, Outcome } from '../relay/generation.js';
@@ -18,15 +19,23 @@ declare module 'fastify' {
   }
 }
 
+const NO_ONE: Identity = { kind: 'ip', id: '' };
+
 /** What the one log line per request says about it; filled in along the request path. */
 export class RequestSummary {
   readonly startedAt = performance.now();
   /** The client API the route speaks (route config `api`); null for routes outside the three. */
   api: Api | null = null;
-  /** Hash-derived id of the client key ("anonymous" without auth): safe to log. */
-  keyId = 'anonymous';
-  /** Whom limits count against: the key id, or the IP without auth. */
-  limitKey = '';
+  /** Who the request is (plugins/auth.ts decides; the client IP without auth). */
+  identity: Identity = NO_ONE;
+  /** Hash-derived id of the key or user ("anonymous" without auth): safe to log. */
+  get keyId(): string {
+    return this.identity.kind === 'ip' ? 'anonymous' : this.identity.id;
+  }
+  /** Whom limits (rate, slots, tokens) and ownership count against: the key or user id, or the IP without auth. */
+  get limitKey(): string {
+    return this.identity.id;
+  }
   model: string | null = null;
   upstream: string | null = null;
   generation: Generation | null = null;
@@ -72,7 +81,7 @@ export function registerRequestSummary(
   // A callback hook, not an async one: no promise per request.
   app.addHook('onRequest', (request, reply, done) => {
     const summary = new RequestSummary();
-    summary.limitKey = request.ip;
+    summary.identity = { kind: 'ip', id: request.ip };
     request.summary = summary;
     summary.api = request.routeOptions.config.api ?? null;
     reply.header('x-request-id', request.id);

@@ -11,6 +11,7 @@ import { promptChars } from '../schema/chat-request.js';
 import { validateBody } from '../schema/validate.js';
 import type { Usage } from '../streams/stream-log.js';
 import type { ChatRouteOptions } from './chat-completions.js';
+import { resolveModel } from './resolve-model.js';
 
 /** Every answer before a stream (400, 401, 404, 429, 502…) in Anthropic's error shape; the log line names the API. */
 const MESSAGES = { config: { api: 'messages' as const, errorBody } };
@@ -29,8 +30,7 @@ export const messagesRoutes: FastifyPluginAsync<ChatRouteOptions> = async (app, 
   app.post('/v1/messages', MESSAGES, async (request, reply) => {
     const summary = request.summary;
     const body = validateBody(schema, request.body);
-    summary.model = body.model;
-    const targets = catalog.resolve(body.model);
+    const targets = resolveModel(catalog, request, body.model);
     await budget.check(summary.limitKey);
     const chat = toChatRequest(body);
     const meta: MessageMeta = {
@@ -63,8 +63,7 @@ export const messagesRoutes: FastifyPluginAsync<ChatRouteOptions> = async (app, 
   // request; no token budget check, since counting spends none.
   app.post('/v1/messages/count_tokens', MESSAGES, async (request) => {
     const body = validateBody(countSchema, request.body);
-    request.summary.model = body.model;
-    catalog.resolve(body.model);
+    resolveModel(catalog, request, body.model);
     return countTokens(body);
   });
 };

@@ -21,6 +21,7 @@ import { lastEventId } from '../sse/last-event-id.js';
 import type { StreamDirectory } from '../streams/directory.js';
 import type { ModelCatalog } from '../upstream/catalog.js';
 import { EndWaiter, Runs } from './responses-runs.js';
+import { resolveModel } from './resolve-model.js';
 import { MAX_READERS_PER_STREAM } from './streams.js';
 
 export interface ResponsesRouteOptions {
@@ -96,7 +97,7 @@ export const responsesRoutes: FastifyPluginAsync<ResponsesRouteOptions> = async 
       previous = found;
     }
     const chat = toChatRequest(body, [...previous], (id) => kept.item(id, owner));
-    const targets = catalog.resolve(body.model);
+    const targets = resolveModel(catalog, request, body.model);
     await budget.check(owner);
     const { plan, encoder } = planFor(request, body, chat, targets);
 
