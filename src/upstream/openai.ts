@@ -51,6 +51,9 @@ export class OpenAIUpstream implements ChatUpstream {
       timeout: 24 * 3600_000,
       logLevel: 'off',
       fetch: this.transport.fetch,
+      // The gateway is a server. On Node 21+ (a global navigator), any global window/document — a
+      // polyfill, a test shim — makes the SDK take it for a browser and refuse to start.
+      dangerouslyAllowBrowser: true,
     });
   }
 
