@@ -17,7 +17,10 @@ import { FailurePolicy, type AttemptRecord } from './failover.js';
 import { Generation } from './generation.js';
 import { IdempotencyKeys, MemoryKeyRecords, idempotencyKeyOf, requestFingerprint, type KeyRecords, type Reservation } from './idempotency.js';
 import { watchReaders } from './reader-grace.js';
-import type { StreamSlots } from './stream-slots.js';
+import { StreamSlots } from './stream-slots.js';
+
+/** Open readers of one stream on this replica: far above the tabs of one user, far below a flood. */
+export const MAX_READERS_PER_STREAM = 16;
 
 export interface RelayDeps {
   config: Config;
@@ -68,6 +71,8 @@ export class Relay {
   /** Generations of POST /v1/streams (and their takeovers): readers expect to resume them. */
   private readonly resumable = new WeakSet<Generation>();
   private readonly heartbeat: HeartbeatTicker;
+  /** Readers per stream id (GET resumes); reads are outside the request rate limit, so they are bounded here. */
+  private readonly readers = new StreamSlots(MAX_READERS_PER_STREAM, `Too many readers of this stream: at most ${MAX_READERS_PER_STREAM} at once`);
   readonly failure: FailurePolicy;
   /** Retried POSTs: Idempotency-Key → the stream the first one started. */
   private readonly keys: IdempotencyKeys;
@@ -314,6 +319,26 @@ export class Relay {
     };
     this.active.add(gen);
     return gen;
+  }
+
+  /**
+   * A reader resuming a stream it found by id (GET /v1/streams/:id, GET /v1/responses/:id?stream=true):
+   * serve() with one of the stream's reader places (429 when all are taken), given back, and the
+   * log released, when the reader leaves or the stream ends.
+   */
+  serveReader(reply: FastifyReply, log: ReadableLog, opts: { style: SseStyle; afterId: number; headers?: Record<string, string>; preamble?: string }): void {
+    let leave: () => void;
+    try {
+      leave = this.readers.acquire(log.id);
+    } catch (e) {
+      log.release();
+      throw e;
+    }
+    const gone = () => {
+      leave();
+      log.release();
+    };
+    this.serve(reply, log, { ...opts, onClientGone: gone, onEnd: gone });
   }
 
   /**

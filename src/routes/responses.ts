@@ -12,7 +12,6 @@ import { GatewayError } from '../errors.js';
 import type { UnknownStreamReads } from '../plugins/rate-limit.js';
 import { Generation } from '../relay/generation.js';
 import type { Relay, StreamPlan } from '../relay/relay.js';
-import { StreamSlots } from '../relay/stream-slots.js';
 import type { TokenBudget } from '../relay/token-budget.js';
 import type { ChatRequest } from '../schema/chat-request.js';
 import { validateBody } from '../schema/validate.js';
@@ -22,7 +21,6 @@ import type { StreamDirectory } from '../streams/directory.js';
 import type { ModelCatalog } from '../upstream/catalog.js';
 import { EndWaiter, Runs } from './responses-runs.js';
 import { resolveModel } from './resolve-model.js';
-import { MAX_READERS_PER_STREAM } from './streams.js';
 
 export interface ResponsesRouteOptions {
   config: Config;
@@ -59,7 +57,6 @@ export const responsesRoutes: FastifyPluginAsync<ResponsesRouteOptions> = async 
   const schema = responsesRequestSchema(config.limits);
   const runs = new Runs(relay);
   const kept = new KeptResponses({ ...KEPT_RESPONSES, ...opts.kept, ttlMs: config.limits.streamTtlMs });
-  const readers = new StreamSlots(MAX_READERS_PER_STREAM, `Too many readers of this response: at most ${MAX_READERS_PER_STREAM} at once`);
 
   /** The plan of one response: its encoder is made with the stream's id, and registered as running. */
   const planFor = (request: FastifyRequest, body: ResponsesRequest, chat: ChatRequest, targets: StreamPlan['targets']) => {
@@ -216,18 +213,7 @@ export const responsesRoutes: FastifyPluginAsync<ResponsesRouteOptions> = async 
       log.release();
       throw new GatewayError('invalid_body', `starting_after ${afterId} is ahead of the stream (last sequence_number ${log.lastId})`, { param: 'starting_after' });
     }
-    let leave: () => void;
-    try {
-      leave = readers.acquire(streamId);
-    } catch (e) {
-      log.release();
-      throw e;
-    }
-    const gone = () => {
-      leave();
-      log.release();
-    };
-    relay.serve(reply, log, { style: responsesWire, afterId, headers: { 'x-stream-id': streamId }, onClientGone: gone, onEnd: gone });
+    relay.serveReader(reply, log, { style: responsesWire, afterId, headers: { 'x-stream-id': streamId } });
   }
 
   /** The response object as it stands: running here, the encoder's; otherwise read from its log. */

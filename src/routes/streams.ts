@@ -3,7 +3,6 @@ import type { Config } from '../config.js';
 import { GatewayError } from '../errors.js';
 import type { UnknownStreamReads } from '../plugins/rate-limit.js';
 import type { Relay } from '../relay/relay.js';
-import { StreamSlots } from '../relay/stream-slots.js';
 import type { TokenBudget } from '../relay/token-budget.js';
 import { chatIntake } from './chat-intake.js';
 import type { StreamDirectory } from '../streams/directory.js';
@@ -22,8 +21,6 @@ export interface StreamsRouteOptions {
 /** What EventSource waits before reconnecting: short, since a resume loses nothing. */
 export const RETRY_MS = 1000;
 
-/** Open readers of one stream on this replica: far above the tabs of one user, far below a flood. */
-export const MAX_READERS_PER_STREAM = 16;
 
 const STREAM_ID = /^str_[A-Za-z0-9_-]{22}$/;
 const EVENT_ID = /^\d{1,9}$/;
@@ -35,7 +32,6 @@ const EVENT_ID = /^\d{1,9}$/;
  */
 export const streamsRoutes: FastifyPluginAsync<StreamsRouteOptions> = async (app, { config, relay, catalog, streams, budget, unknownReads }) => {
   const intake = chatIntake(config, catalog, budget);
-  const readers = new StreamSlots(MAX_READERS_PER_STREAM, `Too many readers of this stream: at most ${MAX_READERS_PER_STREAM} at once`);
 
   app.post('/v1/streams', { config: { api: 'chat' } }, async (request, reply) => {
     const summary = request.summary;
@@ -68,18 +64,7 @@ export const streamsRoutes: FastifyPluginAsync<StreamsRouteOptions> = async (app
         log.release();
         throw new GatewayError('invalid_body', `Last-Event-ID ${afterId} is ahead of the stream (last id ${log.lastId})`, { param: 'lastEventId' });
       }
-      let leave: () => void;
-      try {
-        leave = readers.acquire(id);
-      } catch (e) {
-        log.release();
-        throw e;
-      }
-      const gone = () => {
-        leave();
-        log.release();
-      };
-      relay.serve(reply, log, { style: 'eventsource', afterId, preamble: `retry: ${RETRY_MS}\n\n`, onClientGone: gone, onEnd: gone });
+      relay.serveReader(reply, log, { style: 'eventsource', afterId, preamble: `retry: ${RETRY_MS}\n\n` });
       return reply;
     },
   );

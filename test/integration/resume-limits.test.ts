@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { MAX_READERS_PER_STREAM } from '../../src/routes/streams.js';
+import { MAX_READERS_PER_STREAM } from '../../src/relay/relay.js';
 import { chatBody, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { openAIError, send } from '../helpers/http.js';
 import { getStream, parseSse, post, type StreamHandle } from '../helpers/sse.js';
