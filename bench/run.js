@@ -1,20 +1,25 @@
 // Benchmark orchestrator: `npm run bench` (builds, then runs this file).
 //
 // Starts the fake upstream (bench/fake-upstream.mjs), then for each scenario
-// runs the load generator (bench/load.mjs) against three targets in turn:
+// runs the load generator (bench/load.mjs) against four targets in turn:
 //   direct   the client talks to the fake upstream
 //   gateway  node dist/server.js in front of it (a fresh process per scenario)
+//   floor    bench/bare-relay.mjs in front of it (fresh per scenario): issue 16's targets are
+//            ratios to it, so it runs in every run, beside the gateway
 //   nginx    nginx as a streaming reverse proxy in front of it (fresh per scenario;
 //            skipped with a note when nginx is not installed)
+// With BENCH_REDIS=1, B and C also run the gateway with REDIS_URL (issue 16's scale-out targets).
 // Scenario E (sustained long answers) runs against the gateway and the floor
-// (bench/bare-relay.mjs) instead: it is about the relay's memory, not the upstream's.
+// instead: it is about the relay's memory, not the upstream's.
 // Scenario F (per-API throughput) runs B's load against one gateway once per client API.
-// Prints one table (E and F: one more each), writes the full results to /tmp/bench-results.json.
+// Prints one table (E and F: one more each), then one verdict line per issue-16 target,
+// and writes the full results to /tmp/bench-results.json.
 // Everything listens on 127.0.0.1; every child runs in its own process group
 // and is killed at the end, on error, on a signal, or at the global deadline.
 import { spawn, execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -25,7 +30,13 @@ const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
 const RESULTS_FILE = process.env.BENCH_RESULTS ?? '/tmp/bench-results.json';
 const WORK = join(os.tmpdir(), `sse-bench-${process.pid}`);
-const GLOBAL_DEADLINE_MS = 330_000;
+/**
+ * BENCH_REDIS=1: B and C run the gateway a second time with REDIS_URL. Database 14 by default, so
+ * that its keys (rate-limit windows included) never meet a test's or another gateway's on the same Redis.
+ */
+const REDIS_PASS = process.env.BENCH_REDIS === '1';
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/14';
+const GLOBAL_DEADLINE_MS = 420_000 + (REDIS_PASS ? 90_000 : 0);
 const GATEWAY_LOG_LEVEL = 'info'; // as production runs it: one summary line per request
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const tStart = performance.now();
@@ -131,6 +142,35 @@ function childPids(pid) {
   }
 }
 
+/** Sum of the processes' peak RSS since they started (VmHWM, KB): a fresh relay per scenario makes it the scenario's peak. */
+function peakRssKb(pids) {
+  let kb = 0;
+  for (const pid of pids) {
+    try {
+      kb += Number(/^VmHWM:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      /* gone */
+    }
+  }
+  return kb || null;
+}
+
+/** Null when a Redis at `url` answers PING within a second, else why not. */
+function redisUnreachable(url) {
+  const u = new URL(url);
+  return new Promise((res) => {
+    const sock = net.connect({ host: u.hostname, port: Number(u.port || 6379) });
+    const done = (why) => {
+      sock.destroy();
+      res(why);
+    };
+    sock.setTimeout(1000, () => done('no answer within 1 s'));
+    sock.on('error', (e) => done(e.message));
+    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.once('data', (d) => done(d.toString().startsWith('+PONG') ? null : `PING answered ${JSON.stringify(d.toString().trim().slice(0, 80))}`));
+  });
+}
+
 function clkTck() {
   try {
     return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -164,7 +204,7 @@ async function startUpstream() {
   return { child, port, base: `http://127.0.0.1:${port}` };
 }
 
-async function startGateway(upstream, tag, scriptOverride = null) {
+async function startGateway(upstream, tag, scriptOverride = null, extraEnv = {}) {
   const port = await freePort();
   const logFile = join(WORK, `gateway-${tag}.log`);
   const fd = openSync(logFile, 'w');
@@ -180,6 +220,7 @@ async function startGateway(upstream, tag, scriptOverride = null) {
     MAX_CONCURRENT_STREAMS: '1000000',
     LOG_LEVEL: GATEWAY_LOG_LEVEL,
     // HEARTBEAT_MS, CHAT_RESUME_GRACE_MS, UPSTREAM_TIMEOUT_MS: defaults.
+    ...extraEnv,
   };
   // BENCH_GATEWAY_ENV: extra variables for experiments, "K=V K=V" (the default run passes none).
   for (const kv of (process.env.BENCH_GATEWAY_ENV ?? '').split(' ').filter(Boolean)) {
@@ -393,6 +434,7 @@ const SCENARIOS = {
   },
   B: {
     title: 'throughput at concurrency 64',
+    redisPass: true,
     run: (t) =>
       runLoad(
         {
@@ -411,6 +453,7 @@ const SCENARIOS = {
   C: {
     title: '2,000 concurrent slow streams',
     streamChunks: 10,
+    redisPass: true,
     run: (t) =>
       runLoad(
         {
@@ -529,7 +572,7 @@ function buildRows(R, haveNginx) {
   const rows = [];
   const row = (label, f, { d = 2, ratioOf = null, target = null, pass = null } = {}) => {
     if (!R[label[0]]) return; // a scenario BENCH_ONLY left out
-    const vals = ['direct', 'gateway', 'nginx'].map((t) => {
+    const vals = ['direct', 'gateway', 'floor', 'nginx'].map((t) => {
       if (t === 'nginx' && !haveNginx) return 'skipped';
       const e = err(label[0], t);
       if (e) return e;
@@ -574,6 +617,7 @@ function buildRows(R, haveNginx) {
   row('B  deltas/s at c=64', (t) => B(t).events_per_s, { d: 0, ratioOf: (t) => B(t).events_per_s, target: '≥ 0.6× direct', pass: () => B('gateway').events_per_s >= 0.6 * B('direct').events_per_s });
   row('B  relay CPU-seconds (8 s window)', (t) => B(t).relay_cpu_s);
   row('B  deltas per relay CPU-second', (t) => B(t).events_per_cpu_s, { d: 0 });
+  row('B  peak RSS (MB)', (t) => B(t).relay_peak_rss_kb / 1024, { d: 1 });
   row('B  streams done / errors', (t) => `${B(t).requests_completed}, ${B(t).errors.count_in_window} err`);
   row('C  streams completed (of 2,000)', (t) => C(t).completed, { d: 0, target: '= 2,000', pass: () => C('gateway').completed === 2000 });
   row('C  TTFT p99 while opening (ms)', (t) => C(t).ttft_ms.p99, { d: 1, ratioOf: (t) => C(t).ttft_ms.p99, target: '≤ 100', pass: () => C('gateway').ttft_ms.p99 <= 100 });
@@ -662,6 +706,17 @@ function mergeWindows(ws) {
   };
 }
 
+/** Responses' and Messages' upstream chunks/s against chat completions' (F, same gateway): why not measured, or the figures. */
+function apiShares(F) {
+  const chat = mergeWindows(F.windows.filter((w) => w.api === 'chat'));
+  return ['responses', 'messages'].map((api) => {
+    if (F.not_served[api]) return { api, why: `NOT SERVED (${F.not_served[api]})` };
+    const m = mergeWindows(F.windows.filter((w) => w.api === api));
+    if (!m || !chat) return { api, why: 'n/a' };
+    return { api, why: null, deltas: m.deltas_per_s, chatDeltas: chat.deltas_per_s, share: m.deltas_per_s / chat.deltas_per_s };
+  });
+}
+
 /** F's table (one row per API, ratios against chat completions' windows in the same run) and its notes. */
 function buildApiRows(F) {
   const rows = [];
@@ -704,12 +759,9 @@ function buildApiRows(F) {
     `F, CPU per ${APIS_WINDOW_MS / 1000} s window (2 cores = ${(2 * APIS_WINDOW_MS) / 1000} CPU-s in all) — ` +
       F.windows.map((w) => `${w.api}: gateway ${w.relay_cpu_s}, load generator ${w.loadgen_cpu_s}, upstream ${w.upstream_cpu_s}`).join('; '),
   );
-  const verdicts = ['responses', 'messages'].map((api) => {
-    if (F.not_served[api]) return `${API_PATHS[api]} NOT SERVED (${F.not_served[api]})`;
-    const m = mergeWindows(by(api));
-    if (!m || !chat) return `${API_PATHS[api]} n/a`;
-    const share = m.deltas_per_s / chat.deltas_per_s;
-    return `${API_PATHS[api]} ${share >= APIS_TARGET_SHARE ? 'PASS' : 'FALLS SHORT'} (${fmt(Math.round(m.deltas_per_s), 0)} vs ${fmt(Math.round(chat.deltas_per_s), 0)} chunks/s, ${share.toFixed(2)}×)`;
+  const verdicts = apiShares(F).map(({ api, why, deltas, chatDeltas, share }) => {
+    if (why) return `${API_PATHS[api]} ${why}`;
+    return `${API_PATHS[api]} ${share >= APIS_TARGET_SHARE ? 'PASS' : 'FALLS SHORT'} (${fmt(Math.round(deltas), 0)} vs ${fmt(Math.round(chatDeltas), 0)} chunks/s, ${share.toFixed(2)}×)`;
   });
   notes.push(`F target (issue 16): /v1/responses and /v1/messages streams: chunks/s ≥ ${APIS_TARGET_SHARE}× chat completions' in the same run — ${verdicts.join('; ')}`);
   if (/--cpu-prof\b/.test(process.env.BENCH_GATEWAY_NODE_ARGS ?? '')) {
@@ -719,7 +771,90 @@ function buildApiRows(F) {
   return { rows, notes };
 }
 
-function printTable(rows, head = ['metric', 'direct', 'gateway', 'nginx', 'gateway/direct', 'target (gateway)', 'verdict']) {
+// ------------------------------------------------------------------ issue 16's verdicts
+/**
+ * One line per issue-16 target, each from this run only: the gateway's figure beside the bound the
+ * floor's figure gives (or, for F, chat completions'; with Redis, the gateway's without it).
+ * `redis` is { ran, why }: why the Redis pass did not run, when it did not.
+ */
+function buildVerdicts(R, redis) {
+  const lines = [];
+  const ms = (v, d) => `${v.toFixed(d)} ms`;
+  const num = (v) => Math.round(v).toLocaleString('en-US');
+  /** A part: the gateway's figure against its bound, and how the bound came about (1e-9: float noise, not a miss). */
+  const le = (what, gw, bound, how, show) => ({ ok: gw <= bound + 1e-9, text: `${what} ${show(gw)} vs ≤ ${show(bound)} (${how})` });
+  const ge = (what, gw, bound, how, show) => ({ ok: gw >= bound - 1e-9, text: `${what} ${show(gw)} vs ≥ ${show(bound)} (${how})` });
+  const line = (label, status, text) => lines.push(`${label.padEnd(7)} ${status.padEnd(11)} ${text}`);
+  /** Runs `parts` unless a scenario or relay it needs is missing; a part that throws is n/a. */
+  const verdict = (label, needs, parts) => {
+    for (const [key, names] of needs) {
+      if (!R[key]) return line(label, 'n/a', `scenario ${key} not run (BENCH_ONLY)`);
+      for (const n of names) {
+        if (!R[key][n]) return line(label, 'n/a', `${key}/${n} not run`);
+        if (R[key][n].error) return line(label, 'n/a', `${key}/${n} ERROR (above)`);
+      }
+    }
+    const ps = parts.map(([what, f]) => {
+      try {
+        const p = f();
+        if (p.text.includes('NaN') || p.text.includes('undefined')) throw new Error('missing figure');
+        return p;
+      } catch {
+        return { ok: null, text: `${what} n/a` };
+      }
+    });
+    const status = ps.some((p) => p.ok === null) ? 'n/a' : ps.every((p) => p.ok) ? 'PASS' : 'FALLS SHORT';
+    line(label, status, ps.map((p) => (p.ok === false ? `${p.text} — short` : p.text)).join('; '));
+  };
+  const A = (t) => R.A[t];
+  const B = (t) => R.B[t];
+  const C = (t) => R.C[t];
+  const D = (t) => R.D[t];
+  const addA = (t, q) => A(t).ttft_ms[q] - A('direct').ttft_ms[q];
+  const mb = (kb) => `${(kb / 1024).toFixed(1)} MB`;
+
+  verdict('A', [['A', ['direct', 'gateway', 'floor']]], [
+    ['added TTFT p50', () => le('added TTFT p50', addA('gateway', 'p50'), addA('floor', 'p50') + 0.1, `floor's ${addA('floor', 'p50').toFixed(3)} + 0.1`, (v) => ms(v, 3))],
+    ['added TTFT p99', () => le('p99', addA('gateway', 'p99'), addA('floor', 'p99') + 1, `floor's ${addA('floor', 'p99').toFixed(3)} + 1`, (v) => ms(v, 3))],
+  ]);
+  verdict('B', [['B', ['gateway', 'floor']]], [
+    ['chunks/s', () => ge('chunks/s', B('gateway').events_per_s, 0.85 * B('floor').events_per_s, `0.85 × floor's ${num(B('floor').events_per_s)}`, num)],
+    ['peak RSS', () => le('peak RSS', B('gateway').relay_peak_rss_kb, 2 * B('floor').relay_peak_rss_kb, `2 × floor's ${mb(B('floor').relay_peak_rss_kb)}`, mb)],
+  ]);
+  verdict('C', [['C', ['gateway', 'floor']]], [
+    ['complete', () => ({ ok: C('gateway').completed === 2000, text: `${num(C('gateway').completed)} of 2,000 complete (floor ${num(C('floor').completed)})` })],
+    ['TTFT p99', () => le('TTFT p99', C('gateway').ttft_ms.p99, 1.5 * C('floor').ttft_ms.p99, `1.5 × floor's ${C('floor').ttft_ms.p99.toFixed(1)}`, (v) => ms(v, 1))],
+    ['gap p99', () => le('gap p99 beyond 500 ms', C('gateway').added_gap_ms.p99, C('floor').added_gap_ms.p99 + 5, `floor's ${C('floor').added_gap_ms.p99.toFixed(2)} + 5`, (v) => ms(v, 2))],
+    ['KB/stream', () => le('KB per stream', C('gateway').kb_per_stream, 1.2 * C('floor').kb_per_stream, `1.2 × floor's ${C('floor').kb_per_stream.toFixed(1)}`, (v) => v.toFixed(1))],
+  ]);
+  verdict('D', [['D', ['gateway', 'floor']]], [
+    ['aborts', () => ({ ok: D('gateway').upstream_saw_aborted === 50, text: `${D('gateway').upstream_saw_aborted}/50 aborts propagated (floor ${D('floor').upstream_saw_aborted}/50)` })],
+    ['p50', () => le('p50', D('gateway').propagation_ms.p50, D('floor').propagation_ms.p50 + 2, `floor's ${D('floor').propagation_ms.p50.toFixed(3)} + 2`, (v) => ms(v, 3))],
+  ]);
+  verdict(
+    'F',
+    [['F', ['gateway']]],
+    R.F?.gateway && !R.F.gateway.error
+      ? apiShares(R.F.gateway).map((s) => [
+          API_PATHS[s.api],
+          () => {
+            if (s.why) return { ok: null, text: `${API_PATHS[s.api]} ${s.why}` };
+            return ge(`${API_PATHS[s.api]} chunks/s`, s.deltas, APIS_TARGET_SHARE * s.chatDeltas, `${APIS_TARGET_SHARE} × chat completions' ${num(s.chatDeltas)}`, num);
+          },
+        ])
+      : [],
+  );
+  for (const [label, key, parts] of [
+    ['B+Redis', 'B', [['chunks/s', () => ge('chunks/s with Redis', B('gateway-redis').events_per_s, 0.8 * B('gateway').events_per_s, `0.8 × ${num(B('gateway').events_per_s)} without`, num)]]],
+    ['C+Redis', 'C', [['TTFT p99', () => le('TTFT p99 with Redis', C('gateway-redis').ttft_ms.p99, 2 * C('gateway').ttft_ms.p99, `2 × ${C('gateway').ttft_ms.p99.toFixed(1)} without`, (v) => ms(v, 1))]]],
+  ]) {
+    if (!redis.ran) line(label, 'SKIPPED', redis.why);
+    else verdict(label, [[key, ['gateway', 'gateway-redis']]], parts);
+  }
+  return lines;
+}
+
+function printTable(rows, head = ['metric', 'direct', 'gateway', 'floor', 'nginx', 'gateway/direct', 'target (gateway)', 'verdict']) {
   const all = [head, ...rows];
   const w = head.map((_, i) => Math.max(...all.map((r) => String(r[i]).length)));
   const line = (r) => r.map((c, i) => (i === 0 ? String(c).padEnd(w[i]) : String(c).padStart(w[i]))).join(' | ');
@@ -755,7 +890,15 @@ async function main() {
     }
   } else if (process.env.BENCH_SKIP_NGINX) console.log('note: BENCH_SKIP_NGINX is set: the nginx column is skipped');
   else console.log('note: nginx is not installed: the nginx column is skipped (apt-get install -y nginx to include it)');
-  const targets = ['direct', 'gateway', ...(nginxBin ? ['nginx'] : [])];
+  const targets = ['direct', 'gateway', 'floor', ...(nginxBin ? ['nginx'] : [])];
+  // The Redis pass: B and C against the gateway again, with REDIS_URL, in this same run.
+  const redis = { ran: false, why: 'BENCH_REDIS is not set (BENCH_REDIS=1 runs B and C again with REDIS_URL; a Redis at 127.0.0.1:6379, or BENCH_REDIS_URL)' };
+  if (REDIS_PASS) {
+    const why = await redisUnreachable(REDIS_URL);
+    if (why) redis.why = `Redis at ${REDIS_URL} unreachable: ${why}`;
+    else Object.assign(redis, { ran: true, why: null });
+  }
+  console.log(redis.ran ? `Redis pass: B and C also run the gateway with REDIS_URL=${REDIS_URL}` : `note: Redis pass skipped: ${redis.why}`);
 
   const upstream = await startUpstream();
   log(`fake upstream on ${upstream.base}`);
@@ -764,24 +907,26 @@ async function main() {
   for (const [key, sc] of Object.entries(SCENARIOS)) {
     if (!runs(key)) continue;
     results[key] = {};
-    for (const name of sc.targets ?? targets) {
+    for (const name of [...(sc.targets ?? targets), ...(sc.redisPass && redis.ran ? ['gateway-redis'] : [])]) {
       let relay = null;
       const t0 = performance.now();
       try {
         if (name === 'gateway') relay = await startGateway(upstream, key);
         if (name === 'floor') relay = await startGateway(upstream, `${key}-floor`, 'bench/bare-relay.mjs');
+        if (name === 'gateway-redis') relay = await startGateway(upstream, `${key}-redis`, null, { REDIS_URL });
         if (name === 'nginx') relay = await startNginx(nginxBin, upstream, key);
         const url = `${relay ? relay.base : upstream.base}/v1/chat/completions`;
         await sleep(300);
         results[key][name] = await sc.run({ name, url, relay, upstream });
+        if (relay) results[key][name].relay_peak_rss_kb = peakRssKb(relay.rssPids());
       } catch (e) {
         results[key][name] = { error: e.message };
         log(`${key}/${name} failed: ${e.message}`);
       } finally {
         if (relay) await stop(relay.child);
-        if (name === 'gateway' && relay) {
+        if ((name === 'gateway' || name === 'gateway-redis') && relay) {
           const p = readGatewayLog(relay.logFile, sc.streamChunks);
-          problems[`${key}/gateway`] = p;
+          problems[`${key}/${name}`] = p;
           if (results[key][name] && !results[key][name].error) results[key][name].gateway_log = { ttft_ms: p.ttft_ms, request_outcomes: p.request_outcomes };
         }
         if (name === 'nginx' && relay) {
@@ -841,10 +986,17 @@ async function main() {
       else if (r.errors?.count) console.log(`${k}/${t} client-side errors: ${JSON.stringify(r.errors.kinds).slice(0, 400)}`);
     }
   }
+  const verdicts = buildVerdicts(results, redis);
   const elapsed = (performance.now() - tStart) / 1000;
-  const out = { when: new Date().toISOString(), elapsed_s: +elapsed.toFixed(1), machine, nginx: nginxVersion, gateway_env: { LOG_LEVEL: GATEWAY_LOG_LEVEL }, results, logs: problems, table: rows, sustained_table: sustainedRows, api_table: apiTable };
+  const out = { when: new Date().toISOString(), elapsed_s: +elapsed.toFixed(1), machine, nginx: nginxVersion, gateway_env: { LOG_LEVEL: GATEWAY_LOG_LEVEL }, results, logs: problems, table: rows, sustained_table: sustainedRows, api_table: apiTable, redis, verdicts };
   writeFileSync(RESULTS_FILE, JSON.stringify(out, null, 2));
   console.log(`results: ${RESULTS_FILE} (logs in ${WORK}); bench took ${elapsed.toFixed(1)} s`);
+  console.log('');
+  console.log(
+    `Issue 16 targets, gateway against the floor (bench/bare-relay.mjs) from this run (${out.when.slice(0, 16).replace('T', ' ')} UTC, ` +
+      `load average ${machine.loadavg_before.join(' ')} before, ${machine.loadavg_after.join(' ')} after):`,
+  );
+  for (const l of verdicts) console.log(l);
 }
 
 try {
