@@ -20,7 +20,7 @@ import { spacedUpstream } from '../helpers/spaced-upstream.js';
 
 const SERVER = new URL('../../dist/server.js', import.meta.url).pathname;
 const ROOT = new URL('../..', import.meta.url).pathname;
-const TRAFFIC_MS = 20_000;
+const TRAFFIC_MS = 12_000;
 const CLIENTS = 16;
 const STORE_MAX_BYTES = 8 * 1024 * 1024;
 const DEADLINE_MS = 1500;
