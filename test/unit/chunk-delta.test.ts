@@ -7,6 +7,7 @@ import { ResponsesEncoder } from '../../src/dialects/responses/stream-encoder.js
 import type { StreamEnd } from '../../src/streams/stream-log.js';
 import { rng } from '../../src/upstream/mock/model.js';
 import { clock, meta } from '../helpers/responses-fixtures.js';
+import { writeJsonString, type JsonStringStyle } from '../helpers/json-string-writer.js';
 
 /**
  * The encoders' fast path for text-only chunks must change nothing: for
@@ -36,42 +37,19 @@ function textOnlyContent(chunk: unknown): string | null {
 
 // --- how a stream's chunks are written: one style per stream, as one server writes them ---
 
-interface Style {
+interface Style extends JsonStringStyle {
   comma: string;
   colon: string;
   /** Inside braces and brackets. */
   pad: string;
   shuffleKeys: boolean;
-  escapeKeys: 'none' | 'some' | 'all';
-  asciiOnly: boolean;
-  oddEscapes: boolean;
-  upperHex: boolean;
 }
 
 /** A key written before the real one of the same name (JSON.parse keeps the last): `content` + DUP is written `content`. */
 const DUP = '\u0000dup';
 
-function hex(c: number, upper: boolean): string {
-  const h = c.toString(16).padStart(4, '0');
-  return '\\u' + (upper ? h.toUpperCase() : h);
-}
-
-function writeString(s: string, style: Style, next: () => number, isKey: boolean): string {
-  let out = '"';
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    const escapeKey = isKey && (style.escapeKeys === 'all' || (style.escapeKeys === 'some' && next() < 0.4));
-    if (escapeKey || (style.asciiOnly && c > 0x7e) || (style.oddEscapes && next() < 0.1)) out += c === 0x2f && next() < 0.5 ? '\\/' : hex(c, style.upperHex);
-    else if (c === 0x22) out += '\\"';
-    else if (c === 0x5c) out += '\\\\';
-    else if (c < 0x20) out += c === 10 ? '\\n' : c === 13 ? '\\r' : c === 9 ? '\\t' : c === 8 ? '\\b' : c === 12 ? '\\f' : hex(c, style.upperHex);
-    else out += s[i];
-  }
-  return out + '"';
-}
-
 function write(v: Json, style: Style, next: () => number): string {
-  if (v === null || typeof v !== 'object') return typeof v === 'string' ? writeString(v, style, next, false) : JSON.stringify(v);
+  if (v === null || typeof v !== 'object') return typeof v === 'string' ? writeJsonString(v, style, next, false) : JSON.stringify(v);
   const { comma, pad } = style;
   if (Array.isArray(v)) return v.length === 0 ? '[]' : '[' + pad + v.map((x) => write(x, style, next)).join(comma) + pad + ']';
   const keys = Object.keys(v);
@@ -84,7 +62,7 @@ function write(v: Json, style: Style, next: () => number): string {
     keys.sort((a, b) => Number(b.endsWith(DUP)) - Number(a.endsWith(DUP)));
   }
   if (keys.length === 0) return '{}';
-  const entries = keys.map((k) => writeString(k.endsWith(DUP) ? k.slice(0, -DUP.length) : k, style, next, true) + style.colon + write(v[k]!, style, next));
+  const entries = keys.map((k) => writeJsonString(k.endsWith(DUP) ? k.slice(0, -DUP.length) : k, style, next, true) + style.colon + write(v[k]!, style, next));
   return '{' + pad + entries.join(comma) + pad + '}';
 }
 
@@ -366,7 +344,7 @@ const OPENAI = (content: string) =>
 const VLLM = (content: string) =>
   `{"id":"chatcmpl-7f","object":"chat.completion.chunk","created":${1727 + content.length},"model":"meta-llama/Llama-3.1-8B","choices":[{"index":0,"delta":{"content":${JSON.stringify(content)}},"logprobs":null,"finish_reason":null,"stop_reason":null}]}`;
 const PYTHON = (content: string) =>
-  `{"id": "cmpl-1", "object": "chat.completion.chunk", "created": 1727, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ${JSON.stringify(content).replace(/[^\x00-\x7e]/g, (c) => hex(c.charCodeAt(0), false))}}, "finish_reason": null}]}`;
+  `{"id": "cmpl-1", "object": "chat.completion.chunk", "created": 1727, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ${JSON.stringify(content).replace(/[^\x00-\x7e]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))}}, "finish_reason": null}]}`;
 
 /** Runs `fn` counting the JSON.parse calls made meanwhile. */
 function parsesDuring(fn: () => void): number {

@@ -4,6 +4,7 @@ import t from 'tap';
 import { NO_FIELDS, chunkFields, isErrorChunk } from '../../src/upstream/chunk-fields.js';
 import { planCompletion, rng } from '../../src/upstream/mock/model.js';
 import type { ChatRequest } from '../../src/schema/chat-request.js';
+import { writeJsonString, type JsonStringStyle } from '../helpers/json-string-writer.js';
 
 /**
  * chunkFields and isErrorChunk must conclude exactly what JSON.parse and
@@ -36,48 +37,22 @@ function reference(text: string): { fields: { finishReason: string | null; usage
 
 // --- how a chunk is written ---
 
-interface Style {
+interface Style extends JsonStringStyle {
   /** Between items of an object or array, and between a key and its value. */
   comma: string;
   colon: string;
   /** Whitespace around every token, drawn per position (newlines and tabs included). */
   randomSpace: boolean;
   shuffleKeys: boolean;
-  /** Key characters written as \uXXXX: none, some, or all. */
-  escapeKeys: 'none' | 'some' | 'all';
-  /** Non-ASCII written as \uXXXX, as Python's ensure_ascii does. */
-  asciiOnly: boolean;
-  /** Some ordinary characters escaped anyway (`\/`, \u0041), as some encoders do. */
-  oddEscapes: boolean;
-  upperHex: boolean;
   /** A decoy duplicate of a key before the real one (JSON.parse keeps the last). */
   duplicates: boolean;
 }
 
 const SPACES = ['', ' ', '  ', '\n', '\t', '\r\n', ' \n  '];
 
-function hex(c: number, upper: boolean): string {
-  const h = c.toString(16).padStart(4, '0');
-  return '\\u' + (upper ? h.toUpperCase() : h);
-}
-
-function writeString(s: string, style: Style, next: () => number, isKey: boolean): string {
-  let out = '"';
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    const escapeKey = isKey && (style.escapeKeys === 'all' || (style.escapeKeys === 'some' && next() < 0.4));
-    if (escapeKey || (style.asciiOnly && c > 0x7e) || (style.oddEscapes && next() < 0.1)) out += c === 0x2f && next() < 0.5 ? '\\/' : hex(c, style.upperHex);
-    else if (c === 0x22) out += '\\"';
-    else if (c === 0x5c) out += '\\\\';
-    else if (c < 0x20) out += c === 10 ? '\\n' : c === 13 ? '\\r' : c === 9 ? '\\t' : c === 8 ? '\\b' : c === 12 ? '\\f' : hex(c, style.upperHex);
-    else out += s[i];
-  }
-  return out + '"';
-}
-
 function write(v: Json, style: Style, next: () => number): string {
   const sp = () => (style.randomSpace ? SPACES[Math.floor(next() * SPACES.length)]! : '');
-  if (v === null || typeof v !== 'object') return typeof v === 'string' ? writeString(v, style, next, false) : JSON.stringify(v);
+  if (v === null || typeof v !== 'object') return typeof v === 'string' ? writeJsonString(v, style, next, false) : JSON.stringify(v);
   if (Array.isArray(v)) return '[' + sp() + v.map((x) => write(x, style, next)).join(sp() + style.comma + sp()) + sp() + ']';
   const keys = Object.keys(v);
   if (style.shuffleKeys) {
@@ -88,7 +63,7 @@ function write(v: Json, style: Style, next: () => number): string {
   }
   const entries: string[] = [];
   for (const k of keys) {
-    const entry = (value: Json) => writeString(k, style, next, true) + sp() + style.colon + sp() + write(value, style, next);
+    const entry = (value: Json) => writeJsonString(k, style, next, true) + sp() + style.colon + sp() + write(value, style, next);
     if (style.duplicates && next() < 0.3) entries.push(entry(DECOYS[Math.floor(next() * DECOYS.length)]!));
     entries.push(entry(v[k]!));
   }
