@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { GatewayAbort, GatewayError, fromUpstreamFailure, type AbortReason } from '../errors.js';
 import type { ChatRequest } from '../schema/chat-request.js';
 import type { StreamEnd, StreamLog, Usage } from '../streams/stream-log.js';
-import { dataFrames } from '../sse/frame.js';
+import { dataFramesBuffer } from '../sse/frame.js';
 import type { Target } from '../upstream/catalog.js';
 import { NO_FIELDS, chunkFields } from '../upstream/chunk-fields.js';
 import { UpstreamError } from '../upstream/types.js';
@@ -250,7 +250,7 @@ export class Generation {
     } else {
       if (kept !== null) batch = kept;
       this.chunks += batch.length;
-      if (batch.length > 0) log.appendFramed(Buffer.from(dataFrames(log.lastId + 1, batch)), batch.length);
+      if (batch.length > 0) log.appendFramed(dataFramesBuffer(log.lastId + 1, batch), batch.length);
     }
     if (this.opts.maxEvents !== undefined && log.lastId >= this.opts.maxEvents) this.abort('stream_too_long');
   }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { DONE_FRAME, PING_FRAME, SSE_HEADERS, dataFrame, namedFrame, retryFrame, toSingleLineJson } from '../../src/sse/frame.js';
+import { DONE_FRAME, PING_FRAME, SSE_HEADERS, dataFrame, dataFrames, dataFramesBuffer, namedFrame, retryFrame, toSingleLineJson } from '../../src/sse/frame.js';
 import { SseParser } from '../../src/sse/parser.js';
 import { rng } from '../../src/upstream/mock/model.js';
 
@@ -161,4 +161,22 @@ t.test('property: toSingleLineJson output frames as one event equal to the input
     else t.fail(`object ${i} did not survive: ${show(events)}`);
   }
   t.equal(ok, 200);
+});
+
+t.test('dataFramesBuffer writes exactly the bytes of dataFrames, for any ids and payloads', async (t) => {
+  const next = rng(1607);
+  // Ids around every change of digit count, and payloads with multi-byte and lone-surrogate text.
+  const firsts = [0, 1, 8, 9, 10, 11, 98, 99, 100, 999, 1000, 9_995, 99_999, 123_456, 2 ** 31 - 3];
+  let cases = 0;
+  for (const first of firsts) {
+    for (let round = 0; round < 20; round++) {
+      const payloads = Array.from({ length: Math.floor(next() * 12) }, () => toSingleLineJson(JSON.stringify({ t: randomString(next) })));
+      const want = Buffer.from(dataFrames(first, payloads));
+      const got = dataFramesBuffer(first, payloads);
+      if (!got.equals(want)) t.fail(`ids from ${first}: ${show(payloads)}`);
+      cases++;
+    }
+  }
+  t.equal(dataFramesBuffer(7, []).length, 0, 'no payloads, no bytes');
+  t.pass(`${cases} batches byte-identical`);
 });
