@@ -242,7 +242,23 @@ async function startGateway(upstream, tag, scriptOverride = null, extraEnv = {})
     await stop(child);
     throw new Error(`${e.message}\n--- ${logFile} ---\n${tail(logFile)}`);
   }
-  return { child, base, pids: () => [child.pid], rssPids: () => [child.pid], logFile };
+  // A relay of several processes (bench/cluster-gateway.mjs) counts them all: CPU and RSS are its tree's.
+  return { child, base, pids: () => processTree(child.pid), rssPids: () => processTree(child.pid), logFile };
+}
+
+/** `pid` and its descendants (Linux /proc); just `pid` where that cannot be read. */
+function processTree(pid) {
+  const out = [pid];
+  for (let i = 0; i < out.length && out.length < 64; i++) {
+    try {
+      for (const task of readdirSync(`/proc/${out[i]}/task`)) {
+        for (const c of readFileSync(`/proc/${out[i]}/task/${task}/children`, 'utf8').split(' ').filter(Boolean)) out.push(Number(c));
+      }
+    } catch {
+      // Gone, or no /proc: what was found so far.
+    }
+  }
+  return out;
 }
 
 function tail(file, lines = 20) {
