@@ -11,10 +11,10 @@
 //
 // One line of JSON: cpu_us_per_stream (the relay's utime+stime over the window, all threads,
 // per stream completed in it), main_thread_us / other_threads_us per stream, events/s, the load
-// generator's and upstream's CPU-s, peak RSS. On a shared 2-core VM, runs of the same build
+// generator's and upstream's CPU-s, peak RSS. The relay's stdout is /tmp/cost-per-stream-relay.log. On a shared 2-core VM, runs of the same build
 // differ by about ±7 %: compare builds in alternating runs, two or more each.
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,8 +34,8 @@ setTimeout(() => {
   process.exit(3);
 }, (seconds + 30) * 1000).unref();
 
-function start(args, env) {
-  const c = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+function start(args, env, stdout = 'pipe') {
+  const c = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', stdout, 'inherit'] });
   children.push(c);
   return c;
 }
@@ -45,6 +45,9 @@ const upPort = await new Promise((resolve) => upstream.stdout.once('data', (d) =
 upstream.stdout.resume();
 const port = 18_000 + Math.floor(Math.random() * 2000);
 const relayEnv = Object.fromEntries((process.env.RELAY_ENV ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+// The relay's log goes to a file, as in run.js: a pipe to this process would bill its writes to the relay.
+const logFile = '/tmp/cost-per-stream-relay.log';
+const logFd = openSync(logFile, 'w');
 const relay = start([...nodeArgs, script], {
   NODE_ENV: 'production',
   HOST: '127.0.0.1',
@@ -54,8 +57,8 @@ const relay = start([...nodeArgs, script], {
   MAX_CONCURRENT_STREAMS: '1000000',
   LOG_LEVEL: 'info',
   ...relayEnv,
-});
-relay.stdout.resume();
+}, logFd);
+closeSync(logFd);
 for (let i = 0; i < 100; i++) {
   try {
     if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) break;
