@@ -6,35 +6,7 @@
 // puts it in the gateway's column; `node bench/cost-per-stream.mjs bench/fastify-floor.mjs`
 // gives its CPU per stream.
 import Fastify from 'fastify';
-import { Agent } from 'undici';
-
-const upstream = new URL(process.env.UPSTREAM_BASE_URL ?? 'http://127.0.0.1:8081/v1');
-const origin = upstream.origin;
-const chatPath = upstream.pathname + '/chat/completions';
-const agent = new Agent({ connections: null, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
-
-/** Relays one upstream answer to `res` as it comes; `onAbort` learns how to cut it. */
-function relayTo(res, contentType, onAbort) {
-  return {
-    onConnect(abort) {
-      onAbort(abort);
-    },
-    onHeaders(status) {
-      res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-cache' });
-      return true;
-    },
-    onData(chunk) {
-      res.write(chunk);
-      return true;
-    },
-    onComplete() {
-      res.end();
-    },
-    onError() {
-      res.destroy();
-    },
-  };
-}
+import { agent, chatPath, origin, relayTo, upstream } from './floor-pipe.mjs';
 
 const app = Fastify({ logger: false });
 app.get('/readyz', async () => 'ok');
