@@ -1,5 +1,4 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../config.js';
 import { KEPT_RESPONSES, KeptResponses } from '../dialects/responses/kept-responses.js';
 import { isResponseLog, responseInLog } from '../dialects/responses/log-response.js';
 import { responsesRequestSchema, type ResponsesRequest } from '../dialects/responses/request.js';
@@ -9,27 +8,18 @@ import { ResponsesEncoder } from '../dialects/responses/stream-encoder.js';
 import { conversationAfter, toChatRequest } from '../dialects/responses/to-chat.js';
 import { responsesWire } from '../dialects/responses/wire.js';
 import { GatewayError } from '../errors.js';
-import type { UnknownStreamReads } from '../plugins/rate-limit.js';
 import { Generation } from '../relay/generation.js';
-import type { Relay, StreamPlan } from '../relay/relay.js';
-import type { TokenBudget } from '../relay/token-budget.js';
+import type { StreamPlan } from '../relay/relay.js';
 import type { ChatRequest } from '../schema/chat-request.js';
 import { validateBody } from '../schema/validate.js';
 import { SSE_HEADERS } from '../sse/frame.js';
 import { lastEventId } from '../sse/last-event-id.js';
-import type { StreamDirectory } from '../streams/directory.js';
-import type { ModelCatalog } from '../upstream/catalog.js';
 import { EndWaiter, Runs } from './responses-runs.js';
 import { resolveModel } from './resolve-model.js';
+import type { StreamsRouteOptions } from './streams.js';
 
-export interface ResponsesRouteOptions {
-  config: Config;
-  relay: Relay;
-  catalog: ModelCatalog;
-  streams: StreamDirectory;
-  budget: TokenBudget;
-  /** The budget for reads of unknown ids (rate-limit.ts), shared with GET /v1/streams/:id. */
-  unknownReads: UnknownStreamReads;
+/** What GET/POST /v1/streams gets (its unknown-id read budget is shared with GET /v1/responses/:id), and the kept responses' bounds. */
+export interface ResponsesRouteOptions extends StreamsRouteOptions {
   /** Bounds of the responses kept for previous_response_id (default KEPT_RESPONSES; kept for limits.streamTtlMs). */
   kept?: { maxCount: number; maxChars: number };
 }

@@ -69,3 +69,13 @@ export async function waitUntil(pred: () => boolean, what: string, maxMs = 5_000
   }
   if (!pred()) throw new Error(`timed out waiting for ${what}`);
 }
+
+/** Resolves to what the promise rejected with (tap's rejects() matches patterns, not classes); throws if it resolved. */
+export async function failure(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a rejection');
+}

@@ -85,6 +85,19 @@ export async function startTlsGateway(t: Test, cert: TestCert, overrides: Partia
   return { mock, gw };
 }
 
+/** The mock upstream (100 tokens/s), a gateway serving h2c, and one HTTP/2 session to it; all closed when the test ends. */
+export async function startH2cGateway(t: Test) {
+  const { mock, baseUrl } = await startMock({ tokensPerSecond: 100, firstTokenDelayMs: 0 });
+  const gw = await startGateway({ ...viaUpstream(baseUrl), http2Cleartext: true });
+  const session = await connectH2(gw.url);
+  t.teardown(async () => {
+    await closeSession(session);
+    await gw.close();
+    await mock.close();
+  });
+  return { mock, gw, session };
+}
+
 export function closeSession(session: ClientHttp2Session): Promise<void> {
   if (session.closed || session.destroyed) return Promise.resolve();
   return new Promise<void>((resolve) => {

@@ -130,3 +130,10 @@ export function serialize(events: SseEvent[]): string {
     .map((e) => `${e.id ?? ''}|${e.event ?? ''}|${e.data}`)
     .join('\n');
 }
+
+/** Every event of an SDK's stream (`Array.fromAsync` needs Node 22), in order. */
+export async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const e of stream) out.push(e);
+  return out;
+}

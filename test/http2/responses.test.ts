@@ -1,21 +1,13 @@
 import http2 from 'node:http2';
 import t from 'tap';
-import { startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
-import { closeSession, connectH2, h2Get, h2Post, within } from '../helpers/http2.js';
+import { h2Get, h2Post, startH2cGateway, within } from '../helpers/http2.js';
 
 /** CONTRACT "The same everywhere": the Responses API over HTTP/2 streams, resumes and aborts as over HTTP/1.1. */
 
 const body = (input: string) => ({ model: 'mock-1', input, stream: true });
 
 t.test('over HTTP/2 (h2c): a Responses stream ends with response.completed, resumes by sequence number, and a reset aborts its upstream', async (t) => {
-  const { mock, baseUrl } = await startMock({ tokensPerSecond: 100, firstTokenDelayMs: 0 });
-  const gw = await startGateway({ ...viaUpstream(baseUrl), http2Cleartext: true });
-  const session = await connectH2(gw.url);
-  t.teardown(async () => {
-    await closeSession(session);
-    await gw.close();
-    await mock.close();
-  });
+  const { mock, session } = await startH2cGateway(t);
   const done = h2Post(session, '/v1/responses', body('h2 [mock:tokens=10]'));
   const leaving = h2Post(session, '/v1/responses', body('h2 leaving [mock:tokens=500]'));
   await leaving.until((x) => x.events.length >= 4, 5000, 'the leaving stream to start');

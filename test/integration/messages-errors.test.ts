@@ -1,7 +1,7 @@
 import Anthropic, { APIError } from '@anthropic-ai/sdk';
 import t from 'tap';
 import { FAST_MOCK, startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
-import { STACK_TRACE, send } from '../helpers/http.js';
+import { STACK_TRACE, failure, send } from '../helpers/http.js';
 
 /**
  * Errors on /v1/messages as Anthropic's clients know them: before the
@@ -11,16 +11,6 @@ import { STACK_TRACE, send } from '../helpers/http.js';
  */
 
 const KEY = 'gw-messages-errors-key';
-
-/** Resolves to what the promise rejected with. */
-async function failure(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
 
 interface AnthropicErrorBody {
   type: 'error';

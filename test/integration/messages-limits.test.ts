@@ -2,7 +2,7 @@ import Anthropic, { APIError } from '@anthropic-ai/sdk';
 import { OpenAI } from 'openai';
 import t from 'tap';
 import { FAST_MOCK, startGateway } from '../helpers/gateway.js';
-import { waitUntil } from '../helpers/http.js';
+import { failure, waitUntil } from '../helpers/http.js';
 import { openStream } from '../helpers/sse.js';
 
 /**
@@ -11,15 +11,6 @@ import { openStream } from '../helpers/sse.js';
  */
 
 const KEY = 'gw-messages-limits-key';
-
-async function failure(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
 
 const ask = (content: string) => ({ model: 'mock-1', max_tokens: 64, messages: [{ role: 'user' as const, content }] });
 

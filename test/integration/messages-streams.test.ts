@@ -3,7 +3,7 @@ import Anthropic, { APIUserAbortError } from '@anthropic-ai/sdk';
 import t from 'tap';
 import { FAST_MOCK, startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
-import { closeSession, connectH2, h2Post, within } from '../helpers/http2.js';
+import { h2Post, startH2cGateway, within } from '../helpers/http2.js';
 import { waitForMetric, valueOf } from '../helpers/metrics.js';
 import { getStream, openStream, parseSse, post, serialize, type SseEvent } from '../helpers/sse.js';
 
@@ -118,14 +118,7 @@ t.test('Messages streams', async (t) => {
 });
 
 t.test('over HTTP/2 (h2c): a Messages stream ends with message_stop; a reset stream aborts its upstream', async (t) => {
-  const { mock, baseUrl } = await startMock({ tokensPerSecond: 100, firstTokenDelayMs: 0 });
-  const gw = await startGateway({ ...viaUpstream(baseUrl), http2Cleartext: true });
-  const session = await connectH2(gw.url);
-  t.teardown(async () => {
-    await closeSession(session);
-    await gw.close();
-    await mock.close();
-  });
+  const { mock, session } = await startH2cGateway(t);
   const done = h2Post(session, '/v1/messages', body('h2 [mock:tokens=10]'));
   const leaving = h2Post(session, '/v1/messages', body('h2 leaving [mock:tokens=500]'));
   await leaving.until((x) => x.events.length >= 3, 5000, 'the leaving stream to start');

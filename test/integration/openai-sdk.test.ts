@@ -2,16 +2,7 @@ import { OpenAI } from 'openai';
 import t from 'tap';
 import { planCompletion } from '../../src/upstream/mock/model.js';
 import { FAST_MOCK, startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
-
-/** Resolves to what the promise rejected with (tap's rejects() matches patterns, not classes). */
-async function failure(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
+import { failure } from '../helpers/http.js';
 
 /** The official SDK as a client, against the gateway, against the mock over real sockets. */
 t.test('openai SDK → gateway → mock HTTP upstream', async (t) => {

@@ -3,17 +3,8 @@ import type { ResponseStreamEvent } from 'openai/resources/responses/responses';
 import t from 'tap';
 import { planCompletion } from '../../src/upstream/mock/model.js';
 import { FAST_MOCK, startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
-import { send } from '../helpers/http.js';
-import { parseSse } from '../helpers/sse.js';
-
-async function failure(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
+import { failure, send } from '../helpers/http.js';
+import { collect, parseSse } from '../helpers/sse.js';
 
 type Completed = Extract<ResponseStreamEvent, { type: 'response.completed' }>;
 
@@ -21,12 +12,6 @@ function textOf(events: readonly ResponseStreamEvent[]): string {
   let text = '';
   for (const e of events) if (e.type === 'response.output_text.delta') text += e.delta;
   return text;
-}
-
-async function collect(stream: AsyncIterable<ResponseStreamEvent>): Promise<ResponseStreamEvent[]> {
-  const out: ResponseStreamEvent[] = [];
-  for await (const e of stream) out.push(e);
-  return out;
 }
 
 /** background: true, resumed with the openai SDK's own retrieve(…, { stream: true, starting_after }), and cancel. */

@@ -2,16 +2,7 @@ import { OpenAI } from 'openai';
 import t from 'tap';
 import { planCompletion } from '../../src/upstream/mock/model.js';
 import { FAST_MOCK, startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
-
-/** Resolves to what the promise rejected with. */
-async function failure(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
+import { failure } from '../helpers/http.js';
 
 /** stream: false, retrieve, and conversations continued by previous_response_id, checked on the upstream's side of the wire. */
 t.test('Responses: JSON answers and conversations', async (t) => {

@@ -1,16 +1,7 @@
 import { OpenAI } from 'openai';
 import t from 'tap';
 import { FAST_MOCK, startGateway, startMock, viaUpstream } from '../helpers/gateway.js';
-import { openAIError, send } from '../helpers/http.js';
-
-async function failure(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
+import { failure, openAIError, send } from '../helpers/http.js';
 
 /** Errors answered before any stream: real statuses, OpenAI's shape, through the openai SDK and on the raw wire. */
 t.test('Responses: errors before the stream', async (t) => {

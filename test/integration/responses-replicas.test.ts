@@ -5,7 +5,9 @@ import t, { type Test } from 'tap';
 import { planCompletion } from '../../src/upstream/mock/model.js';
 import { within } from '../helpers/cluster.js';
 import { startGateway, startMock, viaUpstream, type RunningGateway } from '../helpers/gateway.js';
+import { failure } from '../helpers/http.js';
 import { REDIS_URL, redisReachable } from '../helpers/redis.js';
+import { collect } from '../helpers/sse.js';
 
 /**
  * Two replicas on one Redis: a response generated on A is read, resumed and
@@ -13,25 +15,10 @@ import { REDIS_URL, redisReachable } from '../helpers/redis.js';
  * handed over by a draining replica ends with the API's own error event.
  */
 
-async function failure(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
-
 function textOf(events: readonly ResponseStreamEvent[]): string {
   let text = '';
   for (const e of events) if (e.type === 'response.output_text.delta') text += e.delta;
   return text;
-}
-
-async function collect(stream: AsyncIterable<ResponseStreamEvent>): Promise<ResponseStreamEvent[]> {
-  const out: ResponseStreamEvent[] = [];
-  for await (const e of stream) out.push(e);
-  return out;
 }
 
 if (!(await redisReachable())) {

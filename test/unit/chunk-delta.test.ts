@@ -8,6 +8,7 @@ import type { StreamEnd } from '../../src/streams/stream-log.js';
 import { rng } from '../../src/upstream/mock/model.js';
 import { clock, meta } from '../helpers/responses-fixtures.js';
 import { writeJsonString, type JsonStringStyle } from '../helpers/json-string-writer.js';
+import { parsesDuring } from '../helpers/parse-count.js';
 
 /**
  * The encoders' fast path for text-only chunks must change nothing: for
@@ -345,22 +346,6 @@ const VLLM = (content: string) =>
   `{"id":"chatcmpl-7f","object":"chat.completion.chunk","created":${1727 + content.length},"model":"meta-llama/Llama-3.1-8B","choices":[{"index":0,"delta":{"content":${JSON.stringify(content)}},"logprobs":null,"finish_reason":null,"stop_reason":null}]}`;
 const PYTHON = (content: string) =>
   `{"id": "cmpl-1", "object": "chat.completion.chunk", "created": 1727, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ${JSON.stringify(content).replace(/[^\x00-\x7e]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))}}, "finish_reason": null}]}`;
-
-/** Runs `fn` counting the JSON.parse calls made meanwhile. */
-function parsesDuring(fn: () => void): number {
-  const parse = JSON.parse;
-  let calls = 0;
-  JSON.parse = ((...args: Parameters<typeof JSON.parse>) => {
-    calls++;
-    return parse(...args);
-  }) as typeof JSON.parse;
-  try {
-    fn();
-  } finally {
-    JSON.parse = parse;
-  }
-  return calls;
-}
 
 t.test('OpenAI, vLLM and Python-style chunks: the first is parsed, the rest are read from their shape', async (t) => {
   const words = ['Hello', ' world', ' and', ' more', ' words', ' still'];

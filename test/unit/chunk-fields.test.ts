@@ -5,6 +5,7 @@ import { NO_FIELDS, chunkFields, isErrorChunk } from '../../src/upstream/chunk-f
 import { planCompletion, rng } from '../../src/upstream/mock/model.js';
 import type { ChatRequest } from '../../src/schema/chat-request.js';
 import { writeJsonString, type JsonStringStyle } from '../helpers/json-string-writer.js';
+import { parsesDuring } from '../helpers/parse-count.js';
 
 /**
  * chunkFields and isErrorChunk must conclude exactly what JSON.parse and
@@ -275,22 +276,6 @@ t.test('the chunk from the issue, and text that is not JSON', async (t) => {
   t.equal(chunkFields(''), NO_FIELDS);
   t.notOk(isErrorChunk('{"error":'));
 });
-
-/** Runs `fn` counting the JSON.parse calls made meanwhile. */
-function parsesDuring(fn: () => void): number {
-  const parse = JSON.parse;
-  let calls = 0;
-  JSON.parse = ((...args: Parameters<typeof JSON.parse>) => {
-    calls++;
-    return parse(...args);
-  }) as typeof JSON.parse;
-  try {
-    fn();
-  } finally {
-    JSON.parse = parse;
-  }
-  return calls;
-}
 
 t.test('the fast path: chunks that hold no finish reason, usage or error are not parsed', async (t) => {
   const plan = planCompletion({ model: 'mock-1', messages: [{ role: 'user', content: 'hello [mock:tokens=20]' }] } as ChatRequest, { tokensPerSecond: 0, firstTokenDelayMs: 0 });
